@@ -1,0 +1,54 @@
+"""The output layout: every path under --output that a stage writes or a consumer reads.
+
+Paths are plain strings joined with "/", so they work for local paths and any fsspec URL.
+"""
+
+from dataclasses import dataclass
+
+TABLES = ("boxes", "rejects", "pairs", "candidates", "label_pairs")
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Names under one output root (local path or fsspec URL such as gs://bucket/run)."""
+
+    root: str
+
+    def _join(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def table_dir(self, table: str) -> str:
+        """Folder of one Parquet table: tables/{table}/part-SSSSS-of-NNNNN.parquet."""
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}; expected one of {TABLES}")
+        return self._join("tables", table)
+
+    def table_prefix(self, table: str) -> str:
+        """Prefix that Beam's sharded Parquet sink appends -SSSSS-of-NNNNN.parquet to."""
+        return self.table_dir(table) + "/part"
+
+    def table_glob(self, table: str) -> str:
+        return self.table_dir(table) + "/part-*.parquet"
+
+    @property
+    def run_json(self) -> str:
+        return self._join("run.json")
+
+    @property
+    def trees_dir(self) -> str:
+        return self._join("trees")
+
+    def shards_dir(self, split: str) -> str:
+        return self._join("shards", split)
+
+    @property
+    def report_dir(self) -> str:
+        return self._join("report")
+
+    @property
+    def synthetic_input(self) -> str:
+        """Where a run with no --input writes the synthetic demo dataset."""
+        return self._join("synthetic_input")
+
+
+PARQUET_SUFFIX = ".parquet"

@@ -1,0 +1,111 @@
+"""pyarrow schemas of every table the pipeline writes or passes between stages.
+
+Coordinates are normalised to [0, 1] (Open Images convention); areas are fractions of the image.
+"""
+
+import pyarrow as pa
+
+# Is* flags: 1 true, 0 false, -1 unknown (column absent, e.g. the V3 train file).
+_FLAG = pa.int8()
+
+# Validated annotation rows, before grouping by image: one row per accepted input line.
+ROWS = pa.schema(
+    [
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("source", pa.string()),  # null when the file has no Source column
+        pa.field("confidence", pa.float32()),  # null when the file has no Confidence column
+        pa.field("xmin", pa.float64(), nullable=False),
+        pa.field("xmax", pa.float64(), nullable=False),
+        pa.field("ymin", pa.float64(), nullable=False),
+        pa.field("ymax", pa.float64(), nullable=False),
+        pa.field("is_occluded", _FLAG, nullable=False),
+        pa.field("is_truncated", _FLAG, nullable=False),
+        pa.field("is_group_of", _FLAG, nullable=False),
+        pa.field("is_depiction", _FLAG, nullable=False),
+        pa.field("is_inside", _FLAG, nullable=False),
+        pa.field("file", pa.string(), nullable=False),  # source file name (basename)
+        pa.field("line", pa.int64(), nullable=False),  # 1-based physical line; header is 1
+    ]
+)
+
+# tables/boxes: every validated box, numbered within its image in (file, line) order.
+# `kept` is False for boxes below --min_box_area; they take no part in mining.
+BOXES = pa.schema(
+    [
+        *ROWS[:2],
+        pa.field("box_id", pa.int32(), nullable=False),
+        *ROWS[2:],
+        pa.field("area", pa.float64(), nullable=False),
+        pa.field("kept", pa.bool_(), nullable=False),
+    ]
+)
+
+# tables/rejects: every input line that was not used, with the reason.
+REJECTS = pa.schema(
+    [
+        pa.field("split", pa.string()),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("line", pa.int64(), nullable=False),  # 0 when the reject is not a line
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("raw", pa.string(), nullable=False),
+    ]
+)
+
+# tables/pairs (training pairs: image_box + accepted box_box) and tables/candidates
+# (every box_box candidate, accepted or not). parent_box is -1 for the whole image.
+PAIRS = pa.schema(
+    [
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # "image_box" | "box_box"
+        pa.field("parent_box", pa.int32(), nullable=False),
+        pa.field("child_box", pa.int32(), nullable=False),
+        pa.field("parent_label", pa.string()),  # null for the whole image
+        pa.field("child_label", pa.string(), nullable=False),
+        pa.field("containment", pa.float64(), nullable=False),  # area(c ∩ p) / area(c)
+        pa.field("iou", pa.float64(), nullable=False),
+    ]
+)
+CANDIDATES = PAIRS
+
+# Partial statistics, summed across batches (CombinePerKey in the pipeline).
+PAIR_COUNTS = pa.schema(
+    [
+        pa.field("parent_label", pa.string(), nullable=False),
+        pa.field("child_label", pa.string(), nullable=False),
+        pa.field("frequency", pa.int64(), nullable=False),  # candidate box pairs
+        pa.field("parents_with_child", pa.int64(), nullable=False),  # P boxes with >= 1 C child
+    ]
+)
+LABEL_COUNTS = pa.schema(
+    [
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("kept_boxes", pa.int64(), nullable=False),
+    ]
+)
+
+# tables/label_pairs: the statistics of every candidate label pair of the stats split.
+LABEL_PAIRS = pa.schema(
+    [
+        pa.field("parent_label", pa.string(), nullable=False),
+        pa.field("child_label", pa.string(), nullable=False),
+        pa.field("parent_name", pa.string(), nullable=False),
+        pa.field("child_name", pa.string(), nullable=False),
+        pa.field("frequency", pa.int64(), nullable=False),
+        pa.field("parents_with_child", pa.int64(), nullable=False),
+        pa.field("parent_boxes", pa.int64(), nullable=False),  # kept boxes of label P
+        pa.field("proportion", pa.float64(), nullable=False),  # parents_with_child / parent_boxes
+        pa.field("isa", pa.bool_(), nullable=False),  # related by Subcategory (is-a guard)
+        pa.field("accepted", pa.bool_(), nullable=False),
+    ]
+)
+
+TABLE_SCHEMAS: dict[str, pa.Schema] = {
+    "boxes": BOXES,
+    "rejects": REJECTS,
+    "pairs": PAIRS,
+    "candidates": CANDIDATES,
+    "label_pairs": LABEL_PAIRS,
+}
