@@ -34,9 +34,9 @@ ROWS = pa.schema(
 # `kept` is False for boxes below --min_box_area; they take no part in mining.
 BOXES = pa.schema(
     [
-        *ROWS[:2],
+        *list(ROWS)[:2],
         pa.field("box_id", pa.int32(), nullable=False),
-        *ROWS[2:],
+        *list(ROWS)[2:],
         pa.field("area", pa.float64(), nullable=False),
         pa.field("kept", pa.bool_(), nullable=False),
     ]

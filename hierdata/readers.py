@@ -1,0 +1,383 @@
+"""Open Images annotation readers: input discovery, class descriptions, hierarchy, bbox CSV chunks.
+
+Bbox files are read in byte-range chunks (a line belongs to the chunk it starts in), so a 2 GB
+train file splits across workers; each chunk is parsed with pyarrow kernels and validated by boxes.
+"""
+
+import csv
+import io as textio
+import json
+import posixpath
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from hierdata import io
+from hierdata.boxes import COLUMNS, validate_rows
+from hierdata.errors import InputError
+from schemas.tables import REJECTS, ROWS
+
+BBOX_NAMES: dict[str, tuple[str, ...]] = {
+    "train": ("oidv6-train-annotations-bbox.csv", "train-annotations-bbox.csv"),
+    "validation": ("validation-annotations-bbox.csv",),
+    "test": ("test-annotations-bbox.csv",),
+}
+CLASS_DESCRIPTION_NAMES = (
+    "oidv7-class-descriptions-boxable.csv",
+    "class-descriptions-boxable.csv",
+    "class-descriptions.csv",
+)
+HIERARCHY_NAMES = ("bbox_labels_600_hierarchy.json",)
+REQUIRED_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
+HIERARCHY_RELATIONS = ("Subcategory", "Part")
+
+_BOM = b"\xef\xbb\xbf"
+# Header names a class-description file may start with when its labels do not start with "/".
+_CLASS_HEADER_FIELDS = {"label", "labelname", "label_name", "id"}
+# Bytes read per step when looking for the end of the header or of a chunk's last line.
+_SCAN_BYTES = 1 << 16
+# A chunk is parsed in batches of whole lines of about this size: the temporaries of a batch
+# (a few arrays of one int64 per field) stay small enough to be reused, not page-faulted anew.
+_BATCH_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """The annotation files found under one Open Images root (URLs, not opened yet)."""
+
+    root: str
+    bbox: dict[str, str]  # split -> url, in order train, validation, test (only those found)
+    class_descriptions: str | None
+    hierarchy: str | None
+
+
+def find_inputs(root: str) -> InputFiles:
+    """Locate the annotation files under `root` (local path or fsspec URL).
+
+    For each role the first name that exists wins, in the order of BBOX_NAMES,
+    CLASS_DESCRIPTION_NAMES and HIERARCHY_NAMES. Raises InputError when the root is missing,
+    is not a folder, or holds no bbox file.
+    """
+    fs, path = io.filesystem(root)
+    if not fs.exists(path):
+        raise InputError(f"input root not found: {root}")
+    if not fs.isdir(path):
+        raise InputError(f"input root is not a folder: {root}")
+    present = {posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)}
+
+    def first(names: tuple[str, ...]) -> str | None:
+        return next((io.join(root, name) for name in names if name in present), None)
+
+    bbox = {split: url for split, names in BBOX_NAMES.items() if (url := first(names))}
+    if not bbox:
+        expected = ", ".join(name for names in BBOX_NAMES.values() for name in names)
+        raise InputError(f"no bbox annotation file under {root} (expected one of {expected})")
+    return InputFiles(root, bbox, first(CLASS_DESCRIPTION_NAMES), first(HIERARCHY_NAMES))
+
+
+def _is_class_header(first: list[str], second: list[str] | None) -> bool:
+    """A first row is a header when its label field is not a label id: ids start with "/"
+    (Open Images "/m/..."); for other datasets, a known header name or a "/" id below it."""
+    field = first[0].strip()
+    if field.startswith("/"):
+        return False
+    return field.lower() in _CLASS_HEADER_FIELDS or (
+        second is not None and second[0].strip().startswith("/")
+    )
+
+
+def read_class_descriptions(url: str) -> dict[str, str]:
+    """Label id -> display name, from a two-column CSV with or without a header line.
+
+    Names may be quoted and contain commas or doubled quotes (V3 class-descriptions.csv); CRLF
+    and a UTF-8 BOM are fine. The first occurrence of a repeated id wins. Raises InputError for
+    a missing or empty file or a row without a name.
+    """
+    text = io.read_bytes(url).decode("utf-8-sig", errors="replace")
+    rows = [row for row in csv.reader(textio.StringIO(text, newline="")) if any(row)]
+    if not rows:
+        raise InputError(f"{url}: empty class descriptions")
+    if _is_class_header(rows[0], rows[1] if len(rows) > 1 else None):
+        rows = rows[1:]
+    names: dict[str, str] = {}
+    for row in rows:
+        if len(row) < 2:
+            raise InputError(f"{url}: class description without a name: {','.join(row)!r}")
+        # An unquoted comma inside a name splits it; the name is everything after the id.
+        names.setdefault(row[0].strip(), ",".join(row[1:]).strip())
+    if not names:
+        raise InputError(f"{url}: empty class descriptions")
+    return names
+
+
+def read_hierarchy(url: str) -> list[tuple[str, str, str]]:
+    """Edges (parent, child, relation) of the nested bbox_labels_600_hierarchy.json.
+
+    relation is "Subcategory" (is-a) or "Part" (part-of). Order is depth-first pre-order as in
+    the file (a child's edge, then its subtree); repeated edges keep their first position.
+    Raises InputError on invalid JSON or a node without a LabelName.
+    """
+    try:
+        tree = json.loads(io.read_bytes(url))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{url}: invalid hierarchy JSON: {err}") from err
+    edges: dict[tuple[str, str, str], None] = {}
+    # Explicit stack of (parent, relation, child node) so deep trees cannot hit the recursion
+    # limit; children are pushed reversed so they pop in file order.
+    stack = list(reversed(_children(url, tree)))
+    while stack:
+        parent, relation, node = stack.pop()
+        edges.setdefault((parent, node["LabelName"], relation), None)
+        stack.extend(reversed(_children(url, node)))
+    return list(edges)
+
+
+def _children(url: str, node: object) -> list[tuple[str, str, dict]]:
+    """(label, relation, child node) for each child of a hierarchy node, in file order."""
+    if not isinstance(node, dict) or not isinstance(node.get("LabelName"), str):
+        raise InputError(f"{url}: hierarchy node without a LabelName: {str(node)[:80]}")
+    children = []
+    for relation, members in node.items():
+        if relation not in HIERARCHY_RELATIONS:
+            continue
+        for child in members if isinstance(members, list) else [members]:
+            if not isinstance(child, dict) or not isinstance(child.get("LabelName"), str):
+                raise InputError(f"{url}: hierarchy node without a LabelName: {str(child)[:80]}")
+            children.append((node["LabelName"], relation, child))
+    return children
+
+
+@dataclass(frozen=True)
+class Header:
+    """The header line of a bbox CSV."""
+
+    columns: tuple[str, ...]  # column names as in the file (stripped of \r and BOM)
+    data_start: int  # byte offset where the first data line starts (file size if none)
+
+
+def read_header(url: str) -> Header:
+    """Read and check the header line of a bbox CSV, reading only as many bytes as it needs.
+
+    Raises InputError for an empty file or one whose header lacks a REQUIRED_COLUMNS name.
+    """
+    size = io.size(url)
+    if size == 0:
+        raise InputError(f"{url}: empty file")
+    head = b""
+    # Never ask for bytes at or past EOF: object stores answer such ranges with an error.
+    while b"\n" not in head and len(head) < size:
+        head += io.read_range(url, len(head), min(len(head) + _SCAN_BYTES, size))
+    newline = head.find(b"\n")
+    data_start = len(head) if newline < 0 else newline + 1
+    line = head[:data_start].removeprefix(_BOM).rstrip(b"\n").rstrip(b"\r")
+    columns = tuple(next(csv.reader([line.decode("utf-8", errors="replace")]), []))
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    if missing:
+        raise InputError(f"{url}: missing required column(s) {', '.join(missing)}")
+    return Header(columns, data_start)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A byte range of a bbox CSV; a line belongs to the chunk in which it starts."""
+
+    url: str
+    split: str
+    index: int  # 0..n-1 within the file
+    start: int  # inclusive byte offset
+    end: int  # exclusive byte offset
+
+
+def plan_chunks(url: str, split: str, header: Header, chunk_bytes: int = 64 << 20) -> list[Chunk]:
+    """Cut [header.data_start, file size) into chunks of `chunk_bytes`; at least one chunk."""
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
+    size = io.size(url)
+    starts = range(header.data_start, max(size, header.data_start + 1), chunk_bytes)
+    return [
+        Chunk(url, split, index, start, max(min(start + chunk_bytes, size), start))
+        for index, start in enumerate(starts)
+    ]
+
+
+def _read_with_previous_byte(chunk: Chunk) -> bytes:
+    """Bytes [start - 1, end) of the chunk's file (fewer at EOF); a virtual "\\n" before byte 0,
+    so that a line starts at p exactly when the returned byte before p is "\\n"."""
+    if chunk.start == 0:
+        return b"\n" + io.read_range(chunk.url, 0, chunk.end)
+    return io.read_range(chunk.url, chunk.start - 1, chunk.end)
+
+
+def count_lines(chunk: Chunk) -> int:
+    """Number of lines starting in [start, end); a last line without "\\n" counts, the empty
+    string after a final "\\n" does not. Reads only the range plus the byte before it."""
+    data = _read_with_previous_byte(chunk)
+    # Each "\n" before the last byte read starts a line inside the range.
+    return data.count(b"\n", 0, max(len(data) - 1, 0))
+
+
+def _chunk_text(chunk: Chunk) -> bytes:
+    """The bytes of every line starting in the chunk, the last one read to its end."""
+    data = _read_with_previous_byte(chunk)
+    first = data.find(b"\n", 0, max(len(data) - 1, 0))
+    if first < 0:
+        return b""
+    body = data[first + 1 :]
+    if body.endswith(b"\n"):
+        return body
+    # The last line may run past `end`: read on until its newline or EOF (never past EOF:
+    # object stores answer a range starting there with an error).
+    size = io.size(chunk.url)
+    position = chunk.end
+    while position < size:
+        more = io.read_range(chunk.url, position, min(position + _SCAN_BYTES, size))
+        newline = more.find(b"\n")
+        if newline >= 0:
+            return body + more[: newline + 1]
+        body += more
+        position += len(more)
+    return body
+
+
+def _normalise(body: bytes) -> bytes:
+    """Lines ending in exactly one "\\n" each (CRLF and a final missing newline fixed)."""
+    if b"\r" in body:
+        body = body.replace(b"\r\n", b"\n")
+        # A last line without "\n" may still end in "\r".
+        body = body.removesuffix(b"\r")
+    if body and not body.endswith(b"\n"):
+        body += b"\n"
+    return body
+
+
+def _pieces(data: np.ndarray, text: bytes, separators: bytes) -> tuple[pa.Array, np.ndarray]:
+    """Cut `text` (which ends with a separator) at every byte of `separators`.
+
+    Args:
+        data: the bytes of `text` as a (B,) uint8 array.
+    Returns:
+        (K,) large_string pieces without their separators, and (K,) int64 separator positions.
+    """
+    is_separator = data == separators[0]
+    for separator in separators[1:]:
+        is_separator |= data == separator
+    ends = np.flatnonzero(is_separator)
+    # With the separators deleted the pieces are contiguous: piece k ends at ends[k] - k.
+    offsets = np.zeros(len(ends) + 1, np.int64)
+    np.subtract(ends, np.arange(len(ends)), out=offsets[1:])
+    values = text.translate(None, separators)
+    pieces = pa.LargeStringArray.from_buffers(
+        len(ends), pa.py_buffer(offsets), pa.py_buffer(values)
+    )
+    return pieces, ends
+
+
+def parse_lines(
+    body: bytes, columns: tuple[str, ...], wanted: Collection[str]
+) -> tuple[pa.Array, np.ndarray, dict[str, pa.Array]]:
+    """Split whole lines into lines and comma-separated fields, in bulk (no per-line Python).
+
+    Args:
+        body: complete lines, each ending in "\\n" or "\\r\\n" (the last may lack it).
+        columns: the header's column names; wanted: the names to return fields for.
+    Returns:
+        lines (N,) without line endings, invalid UTF-8 replaced; field counts (N,); and per
+        wanted column present in the header (first occurrence) its (N,) field texts, null
+        where the field count differs from the header's. Lines holding a '"' are re-parsed by
+        the csv module (quoted fields; Open Images has none, so this path is rare).
+    """
+    body = _normalise(body)
+    data = np.frombuffer(body, np.uint8)
+    lines, newlines = _pieces(data, body, b"\n")
+    try:
+        lines.validate(full=True)
+    except pa.ArrowInvalid:
+        # Rare: invalid UTF-8. Replacement never touches "\n" or ",", so lines stay lines.
+        return parse_lines(body.decode("utf-8", errors="replace").encode(), columns, wanted)
+    fields, separators = _pieces(data, body, b",\n")
+    line_ends = np.flatnonzero(data[separators] == ord("\n"))
+    first_field = np.zeros(len(line_ends), np.int64)
+    first_field[1:] = line_ends[:-1] + 1
+    counts = line_ends - first_field + 1
+    width = len(columns)
+    if b'"' in body:
+        quoted = np.unique(np.searchsorted(newlines, np.flatnonzero(data == ord('"'))))
+        parsed = [_csv_fields(text) for text in lines.take(quoted).to_pylist()]
+        counts[quoted] = [len(row) for row in parsed]
+        complete = [row for row in parsed if len(row) == width]
+        first_field[quoted[counts[quoted] == width]] = len(fields) + width * np.arange(
+            len(complete)
+        )
+        extra = pa.array([field for row in complete for field in row], pa.large_string())
+        fields = pa.concat_arrays([fields, extra])
+    incomplete = counts != width
+    by_name = {}
+    for position, name in enumerate(columns):
+        if name in wanted and name not in by_name:
+            by_name[name] = fields.take(pa.array(first_field + position, mask=incomplete))
+    return lines, counts, by_name
+
+
+def _csv_fields(line: str) -> list[str]:
+    """The fields of one line with quoted fields; none when the csv module cannot parse it
+    (a stray "\\r"), which the field count check then rejects."""
+    try:
+        return next(csv.reader([line]), [""])
+    except csv.Error:
+        return []
+
+
+def read_chunk(
+    chunk: Chunk, header: Header, first_line: int, labels: Collection[str]
+) -> tuple[pa.Table, pa.Table]:
+    """Parse and validate every line starting in the chunk.
+
+    Args:
+        first_line: 1-based physical line number of the chunk's first line (the header is line
+            1, so the first chunk has 2; later ones add the count_lines of the chunks before).
+        labels: known label ids.
+    Returns:
+        (rows with schema ROWS, rejects with schema REJECTS); every line is in exactly one.
+    """
+    file = posixpath.basename(chunk.url.rstrip("/"))
+    known = labels if isinstance(labels, pa.Array) else pa.array(list(labels), pa.string())
+    parts = []
+    for batch in _batches(_chunk_text(chunk)):
+        lines, counts, fields = parse_lines(batch, header.columns, COLUMNS)
+        line_numbers = first_line + np.arange(len(lines), dtype=np.int64)
+        first_line += len(lines)
+        parts.append(
+            validate_rows(
+                lines, counts, fields, len(header.columns), known, chunk.split, file, line_numbers
+            )
+        )
+    rows = pa.concat_tables([ROWS.empty_table(), *(rows for rows, _ in parts)])
+    rejects = pa.concat_tables([REJECTS.empty_table(), *(rejects for _, rejects in parts)])
+    return rows, rejects
+
+
+def _batches(body: bytes, batch_bytes: int = _BATCH_BYTES) -> list[bytes]:
+    """Cut whole lines into batches of about `batch_bytes`, each ending after a newline."""
+    batches, start = [], 0
+    while start < len(body):
+        end = body.find(b"\n", start + batch_bytes)
+        end = len(body) if end < 0 else end + 1
+        batches.append(body[start:end])
+        start = end
+    return batches
+
+
+def read_boxes_file(
+    url: str, split: str, labels: Collection[str], chunk_bytes: int = 64 << 20
+) -> tuple[pa.Table, pa.Table]:
+    """Read a whole bbox CSV in-process: header, every chunk, line numbers by prefix sum."""
+    header = read_header(url)
+    chunks = plan_chunks(url, split, header, chunk_bytes)
+    first_lines = 2 + np.cumsum([0] + [count_lines(chunk) for chunk in chunks[:-1]])
+    known = pa.array(list(labels), pa.string())
+    parts = [read_chunk(c, header, int(f), known) for c, f in zip(chunks, first_lines, strict=True)]
+    rows = pa.concat_tables([ROWS.empty_table(), *(rows for rows, _ in parts)])
+    rejects = pa.concat_tables([REJECTS.empty_table(), *(rejects for _, rejects in parts)])
+    return rows, rejects

@@ -1,0 +1,232 @@
+"""Entry point: Open Images boxes -> validated boxes, rejects, pairs and label-pair statistics.
+
+`python -m pipelines.build_hier_openimages [beam options] [options]`; with no --input it writes
+the synthetic demo dataset first and runs on it. The launcher reads only headers and class
+descriptions; workers read the CSVs in byte ranges (see README "Scale").
+"""
+
+import logging
+import math
+import sys
+from collections.abc import Sequence
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    StandardOptions,
+    TestOptions,
+)
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+from hierdata import io, readers, runinfo, stats, synth
+from hierdata.errors import InputError
+from pipelines import stages
+from pipelines.options import HierOpenImagesOptions, MiningConfig, resolve
+from schemas import TABLE_SCHEMAS, OutputLayout
+from schemas.layout import TABLES
+
+LOG = logging.getLogger("hier_openimages")
+
+
+class LaunchPlan:
+    """What the launcher learns before building the graph: files, labels, chunks, buckets."""
+
+    def __init__(self, config: MiningConfig, inputs: readers.InputFiles):
+        self.config = config
+        self.inputs = inputs
+        self.names = readers.read_class_descriptions(config.class_descriptions)
+        self.hierarchy = readers.read_hierarchy(config.hierarchy) if config.hierarchy else []
+        self.headers: dict[str, readers.Header] = {}
+        self.chunks: list[readers.Chunk] = []
+        total_bytes = 0
+        for split in config.splits:
+            url = inputs.bbox[split]
+            header = readers.read_header(url)
+            self.headers[url] = header
+            self.chunks += readers.plan_chunks(url, split, header, config.chunk_bytes)
+            total_bytes += io.size(url)
+        self.total_bytes = total_bytes
+        self.n_buckets = max(1, math.ceil(total_bytes / config.bucket_bytes))
+
+    def input_urls(self) -> list[str]:
+        urls = [self.inputs.bbox[s] for s in self.config.splits]
+        return urls + [u for u in (self.config.class_descriptions, self.config.hierarchy) if u]
+
+
+def plan(opts: HierOpenImagesOptions) -> LaunchPlan:
+    """Find the inputs (or write the synthetic set), resolve the options, read the small files."""
+    layout = OutputLayout(opts.output)
+    root = opts.input
+    if root is None:
+        root = layout.synthetic_input
+        LOG.info("no --input: writing the synthetic demo dataset to %s", root)
+        synth.write_synthetic_dataset(root, seed=opts.seed)
+    inputs = readers.find_inputs(root)
+    class_descriptions = opts.class_descriptions or inputs.class_descriptions
+    if class_descriptions is None:
+        raise InputError(f"no class descriptions in {root} (looked for "
+                         f"{', '.join(readers.CLASS_DESCRIPTION_NAMES)}); pass "
+                         f"--class_descriptions")
+    hierarchy = opts.hierarchy or inputs.hierarchy
+    config = resolve(opts, tuple(inputs.bbox), root, class_descriptions, hierarchy)
+    return LaunchPlan(config, inputs)
+
+
+def write_tables(pcoll, layout: OutputLayout, table: str):
+    schema = TABLE_SCHEMAS[table]
+    return (pcoll
+            | f"Cast {table}" >> beam.Map(lambda t, s=schema: t.cast(s))
+            | f"Write {table}" >> beam.io.WriteToParquetBatched(
+                layout.table_prefix(table), schema=schema, codec="zstd",
+                file_name_suffix=".parquet"))
+
+
+def build(pipeline: beam.Pipeline, launch: LaunchPlan, run_record: dict) -> None:
+    """The annotation stages: read -> validate -> bucket by image -> mine -> stats -> filter."""
+    config = launch.config
+    layout = OutputLayout(config.output)
+
+    chunks = (pipeline | "Chunks" >> beam.Create(launch.chunks)
+              | "Spread chunks" >> beam.Reshuffle())
+    line_counts = chunks | "Count lines" >> beam.Map(
+        lambda c: ((c.url, c.index), readers.count_lines(c)))
+    read = chunks | "Read and validate" >> beam.ParDo(
+        stages.ReadChunk(launch.headers, frozenset(launch.names)),
+        line_counts=beam.pvalue.AsDict(line_counts),
+    ).with_outputs(stages.REJECTS, stages.COUNTS, main="rows")
+    write_tables(read[stages.REJECTS], layout, "rejects")
+
+    mined = (read.rows
+             | "Key by image bucket" >> beam.ParDo(stages.KeyByImageBucket(launch.n_buckets))
+             | "Group images" >> beam.GroupByKey()
+             | "Mine" >> beam.ParDo(stages.MineBucket(
+                 config.min_box_area, config.containment, config.duplicate_iou,
+                 config.stats_splits)).with_outputs(
+                 stages.BOXES, stages.IMAGE_BOX, stages.CANDIDATES, stages.COUNTS,
+                 stages.PAIR_COUNTS, stages.LABEL_COUNTS))
+    write_tables(mined[stages.BOXES], layout, "boxes")
+    write_tables(mined[stages.CANDIDATES], layout, "candidates")
+
+    pair_sums = (mined[stages.PAIR_COUNTS]
+                 | "Sum label pairs" >> beam.CombinePerKey(stages.sum_count_tuples))
+    label_sums = mined[stages.LABEL_COUNTS] | "Sum labels" >> beam.CombinePerKey(sum)
+    # At most 600^2 label pairs: one table on one worker is a few MB.
+    label_pairs = (pair_sums
+                   | "Collect label pairs" >> beam.combiners.ToList()
+                   | "Label-pair statistics" >> beam.Map(
+                       _label_pair_table, beam.pvalue.AsDict(label_sums), launch.names, config))
+    write_tables(label_pairs, layout, "label_pairs")
+    accepted = label_pairs | "Accepted keys" >> beam.Map(stats.accepted_label_pairs)
+
+    filtered = mined[stages.CANDIDATES] | "Keep accepted" >> beam.ParDo(
+        stages.FilterAccepted(), accepted=beam.pvalue.AsSingleton(accepted)
+    ).with_outputs(stages.COUNTS, main="pairs")
+    write_tables((mined[stages.IMAGE_BOX], filtered.pairs) | "All pairs" >> beam.Flatten(),
+                 layout, "pairs")
+
+    counts = ((read[stages.COUNTS], mined[stages.COUNTS], filtered[stages.COUNTS])
+              | "All counts" >> beam.Flatten()
+              | "Sum counts" >> beam.CombineGlobally(runinfo.merge_all))
+    summary = label_pairs | "Summarise label pairs" >> beam.Map(_label_pair_summary)
+    (pipeline
+     | "Run record" >> beam.Create([None])
+     | "Write run.json" >> beam.Map(_write_run_record, beam.pvalue.AsSingleton(counts),
+                                    beam.pvalue.AsSingleton(summary), run_record, config))
+
+
+def _label_pair_table(items, label_sums, names, config: MiningConfig) -> pa.Table:
+    partial = pa.table({
+        "parent_label": pa.array([key[0] for key, _ in items], pa.string()),
+        "child_label": pa.array([key[1] for key, _ in items], pa.string()),
+        "frequency": pa.array([value[0] for _, value in items], pa.int64()),
+        "parents_with_child": pa.array([value[1] for _, value in items], pa.int64()),
+    })
+    labels = pa.table({"label": pa.array(list(label_sums), pa.string()),
+                       "kept_boxes": pa.array(list(label_sums.values()), pa.int64())})
+    return stats.label_pair_stats(partial, labels, names, config.min_pair_frequency,
+                                  config.min_pair_proportion)
+
+
+def _label_pair_summary(table: pa.Table) -> dict:
+    return {"candidate_label_pairs": table.num_rows,
+            "accepted_label_pairs": int(pa.compute.sum(table.column("accepted")).as_py() or 0)}
+
+
+def _write_run_record(_, counts: dict, summary: dict, run_record: dict,
+                      config: MiningConfig) -> None:
+    record = dict(run_record, counts=counts, label_pairs=summary, finished_at=runinfo.now())
+    try:
+        runinfo.check_reject_bound(counts, config.max_reject_fraction)
+    except InputError as err:
+        io.write_json(OutputLayout(config.output).run_json,
+                      dict(record, status="failed", error=str(err)))
+        raise
+    io.write_json(OutputLayout(config.output).run_json, dict(record, status="succeeded"))
+
+
+def clear_outputs(layout: OutputLayout) -> None:
+    """Remove this run's tables and run.json first: a rerun must not mix in stale shards."""
+    for table in TABLES:
+        io.remove_tree(layout.table_dir(table))
+    io.remove_tree(layout.run_json)
+
+
+def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
+    options = PipelineOptions(argv)
+    opts = options.view_as(HierOpenImagesOptions)
+    if options.view_as(StandardOptions).runner is None and opts.local_workers > 1:
+        direct = options.view_as(DirectOptions)
+        direct.direct_num_workers = opts.local_workers
+        direct.direct_running_mode = "multi_processing"
+    return options
+
+
+def run(argv: Sequence[str]) -> dict:
+    """Plan, build and run the pipeline; returns the run record. Raises InputError."""
+    options = pipeline_options(argv)
+    opts = options.view_as(HierOpenImagesOptions)
+    launch = plan(opts)
+    config = launch.config
+    layout = OutputLayout(config.output)
+    runner_name = options.view_as(StandardOptions).runner
+    run_record = {
+        "started_at": runinfo.now(),
+        "options": config.as_dict(),
+        "runner": runner_name or "FnApiRunner",
+        "versions": runinfo.versions(),
+        "inputs": [runinfo.fingerprint(url) for url in launch.input_urls()],
+        "chunks": len(launch.chunks),
+        "image_buckets": launch.n_buckets,
+    }
+    if not options.view_as(TestOptions).dry_run:  # a dry run builds the job, writes nothing
+        clear_outputs(layout)
+    # Prism (the DirectRunner's default) downloads a binary; the FnApiRunner runs offline.
+    runner = None if runner_name else FnApiRunner()
+    with beam.Pipeline(runner=runner, options=options) as pipeline:
+        build(pipeline, launch, run_record)
+    return run_record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)  # per-bundle chatter
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        run(argv)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a worker's InputError arrives wrapped by the runner
+        marker = next((line for line in str(err).splitlines()
+                       if "RejectBoundExceeded:" in line or "InputError:" in line), None)
+        if marker is None:
+            raise
+        print(f"error: {marker.split('Error:', 1)[1].strip()}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The cloud paths offline: a DataflowRunner dry run, and gs:// through gcp-storage-emulator."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_dataflow_dry_run_builds_the_job(shared_data, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.build_hier_openimages",
+         "--runner=DataflowRunner", "--dry_run=True", "--no_auth", "--project=p",
+         "--region=us-central1", "--temp_location=gs://b/t", "--sdk_location=container",
+         "--input", str(shared_data / "openimages-v3-head"), "--splits", "validation",
+         "--output", "gs://b/out", "--skip_images",
+         f"--dataflow_job_file={tmp_path / 'job.json'}"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The dry run translates the whole graph into a Dataflow job without submitting it.
+    job = (tmp_path / "job.json").read_text()
+    for step in ("Read and validate", "Group images", "Mine", "Sum label pairs",
+                 "Keep accepted", "Write boxes", "Write label_pairs", "Write run.json"):
+        assert step in job, step
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def gcs_emulator():
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
+         f"--port={port}", "--in-memory"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    host = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.fail("gcp-storage-emulator did not start")
+    yield host
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_gs_input_and_output_through_the_emulator(shared_data, gcs_emulator, tmp_path):
+    env = dict(os.environ, STORAGE_EMULATOR_HOST=gcs_emulator)
+    upload = (
+        "import fsspec, sys\n"
+        "fs = fsspec.filesystem('gs')\n"
+        "fs.mkdir('hier-test')\n"
+        "src = sys.argv[1]\n"
+        "for name in ('validation-annotations-bbox.csv', 'class-descriptions.csv'):\n"
+        "    fs.pipe_file('hier-test/in/' + name, open(src + '/' + name, 'rb').read())\n"
+    )
+    subprocess.run([sys.executable, "-c", upload, str(shared_data / "openimages-v3-head")],
+                   check=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.build_hier_openimages", "--input", "gs://hier-test/in",
+         "--output", "gs://hier-test/out", "--skip_images", "--min_pair_frequency", "2",
+         "--min_pair_proportion", "0.05"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    check = (
+        "import json, sys\n"
+        "from hierdata import outputs\n"
+        "root = 'gs://hier-test/out'\n"
+        "print(json.dumps({t: outputs.read_table(root, t).num_rows for t in "
+        "('boxes', 'rejects', 'candidates', 'pairs', 'label_pairs')}"
+        " | {'status': outputs.read_run_record(root)['status']}))\n"
+    )
+    got = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                         env=env, timeout=120, cwd=REPO, check=True)
+    counts = json.loads(got.stdout.strip().splitlines()[-1])
+    assert counts["status"] == "succeeded"
+    assert counts["boxes"] + counts["rejects"] == 1000
+    assert counts["candidates"] > 0 and counts["label_pairs"] > 0
+    assert counts["pairs"] >= counts["boxes"] // 2
