@@ -11,8 +11,18 @@ import pyarrow.compute as pc
 
 from schemas.tables import REJECTS, ROWS
 
-# Priority order: a rejected row carries the first reason that applies.
 REJECT_REASONS = (
+    "column_count",
+    "empty_line",
+    "bad_number",
+    "bad_flag",
+    "out_of_range",
+    "empty_box",
+    "bad_image_id",
+    "unknown_label",
+)
+# A rejected row carries the first of these that applies.
+REJECT_PRIORITY = (
     "empty_line",
     "column_count",
     "bad_image_id",
@@ -151,7 +161,7 @@ def validate_rows(
         fields: header column name -> (N,) field texts, null where the field count is wrong;
             must hold the required columns, may hold Source, Confidence and the Is* flags.
         header_count: number of header columns.
-        labels: known label ids.
+        labels: known label ids (a collection of str or a pyarrow string array).
         split, file: written to every output row (file is a basename).
         line_numbers: (N,) 1-based physical line numbers.
     Returns:
@@ -174,19 +184,20 @@ def validate_rows(
         bad_flag |= bad
     clipped = clip_coordinates(coordinates)
 
-    checks = (
-        empty_line(lines),
-        column_count(field_counts, header_count),
-        bad_image_id(fields["ImageID"]),
-        unknown_label(fields["LabelName"], labels),
-        bad_number,
-        bad_flag,
-        out_of_range(coordinates),
-        empty_box(clipped),
-    )
+    checks = {
+        "empty_line": empty_line(lines),
+        "column_count": column_count(field_counts, header_count),
+        "bad_image_id": bad_image_id(fields["ImageID"]),
+        "unknown_label": unknown_label(fields["LabelName"], labels),
+        "bad_number": bad_number,
+        "bad_flag": bad_flag,
+        "out_of_range": out_of_range(coordinates),
+        "empty_box": empty_box(clipped),
+    }
+    # reason: index into REJECT_REASONS, -1 for a kept row.
     reason = np.full(n, -1, np.int8)
-    for code, failed in enumerate(checks):
-        reason[(reason < 0) & failed] = code
+    for name in REJECT_PRIORITY:
+        reason[(reason < 0) & checks[name]] = REJECT_REASONS.index(name)
 
     kept = reason < 0
     keep = pa.array(kept)
@@ -196,6 +207,7 @@ def validate_rows(
         "split": pa.repeat(split, n_kept),
         "image_id": fields["ImageID"].filter(keep),
         "label": fields["LabelName"].filter(keep),
+        # An empty Source reads as absent, like an empty Confidence.
         "source": (
             pa.nulls(n_kept, pa.string())
             if source is None

@@ -1,7 +1,6 @@
 """Open Images annotation readers: input discovery, class descriptions, hierarchy, bbox CSV chunks.
 
-Bbox files are read in byte-range chunks (a line belongs to the chunk it starts in), so a 2 GB
-train file splits across workers; each chunk is parsed with pyarrow kernels and validated by boxes.
+A bbox chunk is a byte range (a line belongs to the chunk it starts in), so big files split.
 """
 
 import csv

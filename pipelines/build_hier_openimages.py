@@ -183,8 +183,8 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
     return options
 
 
-def run(argv: Sequence[str]) -> dict:
-    """Plan, build and run the pipeline; returns the run record. Raises InputError."""
+def run(argv: Sequence[str]) -> beam.runners.runner.PipelineResult:
+    """Plan, build and run the pipeline to completion. Raises InputError."""
     options = pipeline_options(argv)
     opts = options.view_as(HierOpenImagesOptions)
     launch = plan(opts)
@@ -204,9 +204,11 @@ def run(argv: Sequence[str]) -> dict:
         clear_outputs(layout)
     # Prism (the DirectRunner's default) downloads a binary; the FnApiRunner runs offline.
     runner = None if runner_name else FnApiRunner()
-    with beam.Pipeline(runner=runner, options=options) as pipeline:
-        build(pipeline, launch, run_record)
-    return run_record
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    build(pipeline, launch, run_record)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,8 @@ class HierOpenImagesOptions(PipelineOptions):
             help="Open Images root (local path or fsspec URL). Default: generate the synthetic "
                  "demo dataset under OUTPUT/synthetic_input and run on it.")
         add("--images", default=None,
-            help="Template for image paths, any fsspec URL. Default: {input}/{split}/{image_id}.jpg")
+            help="Template for image paths, any fsspec URL. "
+                 "Default: {input}/{split}/{image_id}.jpg")
         add("--output", default=DEFAULT_OUTPUT, help="Output root: local path or fsspec URL.")
         add("--splits", default=None,
             help="Comma list of splits. Default: those found among train, validation, test.")

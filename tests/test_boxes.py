@@ -138,6 +138,10 @@ def test_reject_reason_is_the_first_in_priority_order(tmp_path, line, reason):
     assert only_reject(tmp_path, line)["reason"] == reason
 
 
+def test_reject_priority_orders_every_reason_once():
+    assert sorted(boxes.REJECT_PRIORITY) == sorted(boxes.REJECT_REASONS)
+
+
 def test_missing_flag_columns_read_unknown_not_false(tmp_path):
     rows, _ = read(
         tmp_path,
