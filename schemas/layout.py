@@ -5,7 +5,7 @@ Paths are plain strings joined with "/", so they work for local paths and any fs
 
 from dataclasses import dataclass
 
-TABLES = ("boxes", "rejects", "pairs", "candidates", "label_pairs")
+TABLES = ("boxes", "rejects", "pairs", "candidates", "label_pairs", "image_trees", "cross_pairs")
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,31 @@ class OutputLayout:
     def trees_dir(self) -> str:
         return self._join("trees")
 
+    @property
+    def label_tree_json(self) -> str:
+        """networkx node-link JSON with display names, depths, frequencies, proportions."""
+        return self._join("trees", "label_tree.json")
+
+    @property
+    def label_tree_parquet(self) -> str:
+        return self._join("trees", "label_tree.parquet")
+
     def shards_dir(self, split: str) -> str:
         return self._join("shards", split)
+
+    def shard_name(self, split: str, shard: int) -> str:
+        """{split}-{NNNNNN}: the tar is NAME.tar, its completion marker NAME.json."""
+        return f"{split}-{shard:06d}"
+
+    def shard_tar(self, split: str, shard: int) -> str:
+        return self._join("shards", split, self.shard_name(split, shard) + ".tar")
+
+    def shard_marker(self, split: str, shard: int) -> str:
+        return self._join("shards", split, self.shard_name(split, shard) + ".json")
+
+    def shard_sizes(self, split: str) -> str:
+        """sizes.json: {shard tar file name: sample count} for one split."""
+        return self._join("shards", split, "sizes.json")
 
     @property
     def report_dir(self) -> str:

@@ -102,10 +102,51 @@ LABEL_PAIRS = pa.schema(
     ]
 )
 
+
+# trees/label_tree.parquet: one row per label in the label tree (the virtual root included).
+LABEL_TREE = pa.schema(
+    [
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("parent", pa.string()),  # null only for the virtual root "scene"
+        pa.field("depth", pa.int32(), nullable=False),  # root 0, its children 1, ...
+        pa.field("frequency", pa.int64()),  # of the kept (parent, label) pair; null at depth <= 1
+        pa.field("proportion", pa.float64()),
+        pa.field("kept_boxes", pa.int64(), nullable=False),  # in the stats split
+    ]
+)
+
+# tables/image_trees: each kept box's parent in its image's tree (DESIGN "Per-image tree").
+IMAGE_TREES = pa.schema(
+    [
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("box_id", pa.int32(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("parent_box", pa.int32(), nullable=False),  # -1: the whole image
+        pa.field("depth", pa.int32(), nullable=False),  # 1 under the image, 2 under a box, ...
+    ]
+)
+
+# tables/cross_pairs: scene I entails a box of one of its labels from another image.
+CROSS_PAIRS = pa.schema(
+    [
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),  # the scene (parent)
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("slot", pa.int32(), nullable=False),  # 0..cross_image_samples-1 per label
+        pa.field("source_image_id", pa.string(), nullable=False),
+        pa.field("source_box_id", pa.int32(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),  # "xNNN" inside the scene's sample
+    ]
+)
+
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "boxes": BOXES,
     "rejects": REJECTS,
     "pairs": PAIRS,
     "candidates": CANDIDATES,
     "label_pairs": LABEL_PAIRS,
+    "image_trees": IMAGE_TREES,
+    "cross_pairs": CROSS_PAIRS,
 }
