@@ -211,8 +211,11 @@ def report(rows: list[dict]) -> list[str]:
         return []
     for a, b in zip(rows, rows[1:], strict=False):
         n_ratio, t_ratio = b["n_boxes"] / a["n_boxes"], b["beam_s"] / a["beam_s"]
+        # Marginal rate: the extra boxes over the extra time, free of the fixed start-up cost.
+        marginal = (b["n_boxes"] - a["n_boxes"]) / max(b["beam_s"] - a["beam_s"], 1e-9)
         print(f"growth {a['n_boxes']:,} -> {b['n_boxes']:,}: N x{n_ratio:.2f}, beam time "
-              f"x{t_ratio:.2f}, polars time x{b['polars_s'] / a['polars_s']:.2f}")  # fmt: skip
+              f"x{t_ratio:.2f}, polars time x{b['polars_s'] / a['polars_s']:.2f}, "
+              f"beam marginal {marginal:,.0f} boxes/s")  # fmt: skip
     last, first = rows[-1], rows[0]
     at = f"at {last['n_boxes']:,} boxes"
     verdicts = [

@@ -201,3 +201,34 @@ def test_reject_bound_fails_naming_the_worst_reason(tmp_path):
     # The same input under a looser bound runs, and the rejects are still recorded.
     assert _cli("--input", str(tmp_path / "in"), "--output", str(tmp_path / "ok"),
                 "--skip_images", "--max_reject_fraction", "0.5").returncode == 0
+
+
+def test_missing_file_is_one_line_and_exit_2(shared_data, tmp_path):
+    done = _cli("--input", str(shared_data / "openimages-v4-crlf"), "--output",
+                str(tmp_path / "out"), "--class_descriptions", str(tmp_path / "missing.csv"))
+    assert done.returncode == 2
+    assert "missing.csv" in done.stderr and done.stderr.strip().count("\n") == 0
+
+
+def test_unknown_split_is_one_line_and_exit_2(shared_data, tmp_path):
+    done = _cli("--input", str(shared_data / "openimages-v4-crlf"), "--output",
+                str(tmp_path / "out"), "--splits", "train", "--class_descriptions",
+                str(shared_data / "openimages-v4-meta" / "class-descriptions-boxable.csv"))
+    assert done.returncode == 2 and "--splits" in done.stderr
+
+
+def test_crlf_input_with_separate_class_descriptions(shared_data, tmp_path):
+    run_ok("--input", str(shared_data / "openimages-v4-crlf"), "--output", str(tmp_path),
+           "--class_descriptions",
+           str(shared_data / "openimages-v4-meta" / "class-descriptions-boxable.csv"),
+           "--skip_images", *LOW)
+    boxes = outputs.read_table(str(tmp_path), "boxes")
+    assert boxes.num_rows == 1955
+    assert pc.sum(pc.equal(boxes["is_group_of"], 1)).as_py() == 406
+    candidates = outputs.read_table(str(tmp_path), "candidates")
+    # Group boxes may be parents but never children.
+    group = {(i, b) for i, b, g in zip(boxes["image_id"].to_pylist(), boxes["box_id"].to_pylist(),
+                                       boxes["is_group_of"].to_pylist(), strict=True) if g == 1}
+    children = set(zip(candidates["image_id"].to_pylist(), candidates["child_box"].to_pylist(),
+                       strict=True))
+    assert not children & group
