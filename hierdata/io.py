@@ -4,10 +4,13 @@ Writes go to one object in one call, so a failed run never publishes a partial f
 """
 
 import json
+import os
 import posixpath
+import uuid
 from typing import Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from hierdata.errors import InputError
 
@@ -54,11 +57,26 @@ def read_bytes(url: str) -> bytes:
 
 
 def write_bytes(url: str, data: bytes) -> None:
-    """Write a whole object in one call (pipe), creating parent folders on local disks."""
+    """Publish a whole file at once: readers see the old file, the new one, or none.
+
+    Object stores (gs://) commit an object in one upload call. A local pipe_file writes in
+    place, so a killed run could leave half a file under the final name: on local disks write
+    a temporary sibling and rename it (atomic within one filesystem).
+    """
     fs, path = filesystem(url)
     parent = posixpath.dirname(path)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
+    if isinstance(fs, LocalFileSystem):
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        return
     fs.pipe_file(path, data)
 
 

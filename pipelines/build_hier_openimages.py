@@ -5,18 +5,23 @@ the synthetic demo dataset first and runs on it. The launcher reads only headers
 descriptions; workers read the CSVs in byte ranges (see README "Scale").
 """
 
+import argparse
 import logging
 import math
 import sys
+import time
 from collections.abc import Sequence
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.options.pipeline_options import (
     DirectOptions,
+    GoogleCloudOptions,
     PipelineOptions,
+    SetupOptions,
     StandardOptions,
     TestOptions,
+    WorkerOptions,
 )
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
@@ -24,7 +29,7 @@ from hierdata import io, readers, runinfo, stats, synth
 from hierdata.errors import InputError
 from pipelines import stages
 from pipelines.options import HierOpenImagesOptions, MiningConfig, resolve
-from schemas import TABLE_SCHEMAS, OutputLayout
+from schemas import OutputLayout
 from schemas.layout import TABLES
 
 LOG = logging.getLogger("hier_openimages")
@@ -74,20 +79,14 @@ def plan(opts: HierOpenImagesOptions) -> LaunchPlan:
     return LaunchPlan(config, inputs)
 
 
-def write_tables(pcoll, layout: OutputLayout, table: str):
-    schema = TABLE_SCHEMAS[table]
-    return (pcoll
-            | f"Cast {table}" >> beam.Map(lambda t, s=schema: t.cast(s))
-            | f"Write {table}" >> beam.io.WriteToParquetBatched(
-                layout.table_prefix(table), schema=schema, codec="zstd",
-                file_name_suffix=".parquet"))
+def write_table(pcoll, root: str, table: str):
+    """(part, pa.Table) elements -> OUTPUT/tables/{table}/part-{part}.parquet."""
+    return pcoll | f"Write {table}" >> beam.ParDo(stages.WriteTable(root, table))
 
 
 def build(pipeline: beam.Pipeline, launch: LaunchPlan, run_record: dict) -> None:
     """The annotation stages: read -> validate -> bucket by image -> mine -> stats -> filter."""
     config = launch.config
-    layout = OutputLayout(config.output)
-
     chunks = (pipeline | "Chunks" >> beam.Create(launch.chunks)
               | "Spread chunks" >> beam.Reshuffle())
     line_counts = chunks | "Count lines" >> beam.Map(
@@ -96,7 +95,7 @@ def build(pipeline: beam.Pipeline, launch: LaunchPlan, run_record: dict) -> None
         stages.ReadChunk(launch.headers, frozenset(launch.names)),
         line_counts=beam.pvalue.AsDict(line_counts),
     ).with_outputs(stages.REJECTS, stages.COUNTS, main="rows")
-    write_tables(read[stages.REJECTS], layout, "rejects")
+    write_table(read[stages.REJECTS], config.output, "rejects")
 
     mined = (read.rows
              | "Key by image bucket" >> beam.ParDo(stages.KeyByImageBucket(launch.n_buckets))
@@ -105,26 +104,24 @@ def build(pipeline: beam.Pipeline, launch: LaunchPlan, run_record: dict) -> None
                  config.min_box_area, config.containment, config.duplicate_iou,
                  config.stats_splits)).with_outputs(
                  stages.BOXES, stages.IMAGE_BOX, stages.CANDIDATES, stages.COUNTS,
-                 stages.PAIR_COUNTS, stages.LABEL_COUNTS))
-    write_tables(mined[stages.BOXES], layout, "boxes")
-    write_tables(mined[stages.CANDIDATES], layout, "candidates")
+                 stages.PARENT_STATS))
+    write_table(mined[stages.BOXES], config.output, "boxes")
+    write_table(mined[stages.CANDIDATES], config.output, "candidates")
 
-    pair_sums = (mined[stages.PAIR_COUNTS]
-                 | "Sum label pairs" >> beam.CombinePerKey(stages.sum_count_tuples))
-    label_sums = mined[stages.LABEL_COUNTS] | "Sum labels" >> beam.CombinePerKey(sum)
-    # At most 600^2 label pairs: one table on one worker is a few MB.
-    label_pairs = (pair_sums
+    # At most 600 parent labels with 600 children each: one table on one worker is a few MB.
+    label_pairs = (mined[stages.PARENT_STATS]
+                   | "Sum label pairs" >> beam.CombinePerKey(stages.SumParentStats())
                    | "Collect label pairs" >> beam.combiners.ToList()
-                   | "Label-pair statistics" >> beam.Map(
-                       _label_pair_table, beam.pvalue.AsDict(label_sums), launch.names, config))
-    write_tables(label_pairs, layout, "label_pairs")
+                   | "Label-pair statistics" >> beam.Map(_label_pair_table, launch.names, config))
+    write_table(label_pairs | "Name label_pairs" >> beam.Map(lambda t: ("00000", t)),
+                config.output, "label_pairs")
     accepted = label_pairs | "Accepted keys" >> beam.Map(stats.accepted_label_pairs)
 
     filtered = mined[stages.CANDIDATES] | "Keep accepted" >> beam.ParDo(
         stages.FilterAccepted(), accepted=beam.pvalue.AsSingleton(accepted)
     ).with_outputs(stages.COUNTS, main="pairs")
-    write_tables((mined[stages.IMAGE_BOX], filtered.pairs) | "All pairs" >> beam.Flatten(),
-                 layout, "pairs")
+    write_table((mined[stages.IMAGE_BOX], filtered.pairs) | "All pairs" >> beam.Flatten(),
+                config.output, "pairs")
 
     counts = ((read[stages.COUNTS], mined[stages.COUNTS], filtered[stages.COUNTS])
               | "All counts" >> beam.Flatten()
@@ -136,15 +133,19 @@ def build(pipeline: beam.Pipeline, launch: LaunchPlan, run_record: dict) -> None
                                     beam.pvalue.AsSingleton(summary), run_record, config))
 
 
-def _label_pair_table(items, label_sums, names, config: MiningConfig) -> pa.Table:
+def _label_pair_table(per_parent, names, config: MiningConfig) -> pa.Table:
+    rows = [(parent, child, frequency, with_child)
+            for parent, (_, children) in per_parent
+            for child, (frequency, with_child) in children.items()]
+    parent, child, frequency, with_child = zip(*rows, strict=True) if rows else ((),) * 4
     partial = pa.table({
-        "parent_label": pa.array([key[0] for key, _ in items], pa.string()),
-        "child_label": pa.array([key[1] for key, _ in items], pa.string()),
-        "frequency": pa.array([value[0] for _, value in items], pa.int64()),
-        "parents_with_child": pa.array([value[1] for _, value in items], pa.int64()),
+        "parent_label": pa.array(parent, pa.string()),
+        "child_label": pa.array(child, pa.string()),
+        "frequency": pa.array(frequency, pa.int64()),
+        "parents_with_child": pa.array(with_child, pa.int64()),
     })
-    labels = pa.table({"label": pa.array(list(label_sums), pa.string()),
-                       "kept_boxes": pa.array(list(label_sums.values()), pa.int64())})
+    labels = pa.table({"label": pa.array([p for p, _ in per_parent], pa.string()),
+                       "kept_boxes": pa.array([kept for _, (kept, _) in per_parent], pa.int64())})
     return stats.label_pair_stats(partial, labels, names, config.min_pair_frequency,
                                   config.min_pair_proportion)
 
@@ -156,7 +157,8 @@ def _label_pair_summary(table: pa.Table) -> dict:
 
 def _write_run_record(_, counts: dict, summary: dict, run_record: dict,
                       config: MiningConfig) -> None:
-    record = dict(run_record, counts=counts, label_pairs=summary, finished_at=runinfo.now())
+    record = dict(run_record, counts=counts, label_pairs=summary, finished_at=runinfo.now(),
+                  elapsed_seconds=round(time.time() - run_record["started_epoch"], 3))
     try:
         runinfo.check_reject_bound(counts, config.max_reject_fraction)
     except InputError as err:
@@ -193,6 +195,7 @@ def run(argv: Sequence[str]) -> beam.runners.runner.PipelineResult:
     runner_name = options.view_as(StandardOptions).runner
     run_record = {
         "started_at": runinfo.now(),
+        "started_epoch": time.time(),
         "options": config.as_dict(),
         "runner": runner_name or "FnApiRunner",
         "versions": runinfo.versions(),
@@ -211,10 +214,25 @@ def run(argv: Sequence[str]) -> beam.runners.runner.PipelineResult:
     return result
 
 
+def print_help() -> None:
+    """--help: this pipeline's options first, then every Beam option group."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.build_hier_openimages",
+        description=(__doc__ or "").split("\n", 1)[0], add_help=False)
+    HierOpenImagesOptions._add_argparse_args(parser.add_argument_group("HierOpenImages"))
+    for group in (StandardOptions, DirectOptions, GoogleCloudOptions, WorkerOptions,
+                  SetupOptions):
+        group._add_argparse_args(parser.add_argument_group(f"Beam {group.__name__}"))
+    parser.print_help()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)  # per-bundle chatter
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in argv or "-h" in argv:
+        print_help()
+        return 0
     try:
         run(argv)
     except InputError as err:

@@ -4,16 +4,16 @@ Every decision is a `hierdata` call; these DoFns only move Arrow tables between 
 Elements are whole record batches (a CSV chunk, an image bucket), never single boxes.
 """
 
-import zlib
 from collections.abc import Iterable, Mapping
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from hierdata import mining, readers, stats
-from schemas import PAIRS, ROWS
+from hierdata import io, mining, readers, stats
+from schemas import PAIRS, ROWS, TABLE_SCHEMAS, OutputLayout
 
 NAMESPACE = "hierdata"
 
@@ -23,8 +23,7 @@ COUNTS = "counts"
 BOXES = "boxes"
 IMAGE_BOX = "image_box"
 CANDIDATES = "candidates"
-PAIR_COUNTS = "pair_counts"
-LABEL_COUNTS = "label_counts"
+PARENT_STATS = "parent_stats"
 
 
 def _counter(name: str):
@@ -55,7 +54,7 @@ class ReadChunk(beam.DoFn):
             by_reason = {str(r): int(n) for r, n in zip(reasons, counts, strict=True)}
             for reason, n in by_reason.items():
                 _counter(f"rejects_{reason}").inc(n)
-            yield beam.pvalue.TaggedOutput(REJECTS, rejects)
+            yield beam.pvalue.TaggedOutput(REJECTS, (f"{chunk.split}-{chunk.index:05d}", rejects))
         yield beam.pvalue.TaggedOutput(COUNTS, {"lines": {chunk.split: lines},
                                                 "rows": {chunk.split: rows.num_rows},
                                                 "rejects": {chunk.split: by_reason}})
@@ -63,16 +62,29 @@ class ReadChunk(beam.DoFn):
             yield rows
 
 
-def image_buckets(image_ids: pa.Array, n_buckets: int) -> np.ndarray:
-    """Stable bucket of every row's image: crc32(image_id) % n_buckets, (N,) int64.
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
 
-    crc32 runs once per distinct image (dictionary encoding), not per box; Python's hash() is
-    salted per process, so it would scatter one image across workers.
+
+def image_buckets(image_ids: pa.Array | pa.ChunkedArray, n_buckets: int) -> np.ndarray:
+    """Stable bucket of every row's image: FNV-1a-64(image_id) % n_buckets, (N,) int64.
+
+    Vectorised over the distinct ids (one numpy pass per character position, at most 128), so
+    it costs no per-box or per-image Python; Python's hash() is salted per process and would
+    scatter one image's boxes across buckets.
     """
-    encoded = pa.chunked_array([image_ids]).combine_chunks().dictionary_encode()
-    per_image = np.fromiter((zlib.crc32(s.encode()) % n_buckets
-                             for s in encoded.dictionary.to_pylist()),
-                            dtype=np.int64, count=len(encoded.dictionary))
+    encoded = pa.chunked_array(image_ids).combine_chunks().dictionary_encode()
+    ids = encoded.dictionary.to_numpy(zero_copy_only=False).astype(bytes)
+    width = ids.dtype.itemsize
+    chars = np.frombuffer(ids.tobytes(), dtype=np.uint8).reshape(len(ids), width)
+    lengths = np.char.str_len(ids)
+    digest = np.full(len(ids), _FNV_OFFSET, dtype=np.uint64)
+    with np.errstate(over="ignore"):  # FNV multiplies modulo 2**64 by design
+        for position in range(width):
+            live = position < lengths
+            mixed = (digest ^ chars[:, position].astype(np.uint64)) * _FNV_PRIME
+            digest = np.where(live, mixed, digest)
+    per_image = (digest % np.uint64(n_buckets)).astype(np.int64)
     return per_image[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
@@ -102,29 +114,64 @@ class MineBucket(beam.DoFn):
         self._stats_splits = pa.array(stats_splits, pa.string())
 
     def process(self, element: tuple[int, Iterable[pa.Table]]):
-        _, tables = element
+        bucket, tables = element
+        part = f"{bucket:05d}"
         rows = pa.concat_tables(list(tables)).cast(ROWS)
         boxes = mining.index_boxes(rows, self._min_box_area)
         image_box, candidates = mining.mine_pairs(boxes, self._containment, self._duplicate_iou)
         _counter("boxes_kept").inc(int(pa.compute.sum(boxes.column("kept")).as_py() or 0))
         _counter("pairs_image_box").inc(image_box.num_rows)
         _counter("pairs_box_box_candidates").inc(candidates.num_rows)
-        yield beam.pvalue.TaggedOutput(BOXES, boxes)
-        yield beam.pvalue.TaggedOutput(IMAGE_BOX, image_box)
+        yield beam.pvalue.TaggedOutput(BOXES, (part, boxes))
+        yield beam.pvalue.TaggedOutput(IMAGE_BOX, (f"image_box-{part}", image_box))
         if candidates.num_rows:
-            yield beam.pvalue.TaggedOutput(CANDIDATES, candidates)
+            yield beam.pvalue.TaggedOutput(CANDIDATES, (part, candidates))
         yield beam.pvalue.TaggedOutput(COUNTS, _bucket_counts(boxes, image_box, candidates))
 
         in_stats = pa.compute.is_in(boxes.column("split"), value_set=self._stats_splits)
-        for row in stats.label_counts(boxes.filter(in_stats)).to_pylist():
-            yield beam.pvalue.TaggedOutput(LABEL_COUNTS, (row["label"], row["kept_boxes"]))
+        kept = stats.label_counts(boxes.filter(in_stats))
         in_stats = pa.compute.is_in(candidates.column("split"), value_set=self._stats_splits)
-        # One element per distinct label pair per bucket: Person/Clothing arrive pre-summed,
-        # so even the hottest label pair is a few hundred elements, combined before the shuffle.
-        for row in stats.pair_counts(candidates.filter(in_stats)).to_pylist():
-            yield beam.pvalue.TaggedOutput(
-                PAIR_COUNTS, ((row["parent_label"], row["child_label"]),
-                              (row["frequency"], row["parents_with_child"])))
+        pairs = stats.pair_counts(candidates.filter(in_stats))
+        # One element per parent label per bucket, its child counts pre-summed: even Person or
+        # Clothing is a few hundred small elements in all, combined again before the shuffle.
+        yield from (beam.pvalue.TaggedOutput(PARENT_STATS, item)
+                    for item in parent_label_stats(kept, pairs))
+
+
+def parent_label_stats(label_counts: pa.Table, pair_counts: pa.Table):
+    """(parent label, (kept boxes, {child label: (frequency, parents_with_child)})) per label."""
+    children: dict[str, dict[str, tuple[int, int]]] = {}
+    columns = (pair_counts.column(name).to_pylist() for name in
+               ("parent_label", "child_label", "frequency", "parents_with_child"))
+    for parent, child, frequency, with_child in zip(*columns, strict=True):
+        children.setdefault(parent, {})[child] = (frequency, with_child)
+    for label, kept in zip(label_counts.column("label").to_pylist(),
+                           label_counts.column("kept_boxes").to_pylist(), strict=True):
+        yield label, (kept, children.get(label, {}))
+
+
+class SumParentStats(beam.CombineFn):
+    """Sums (kept boxes, {child: (frequency, parents_with_child)}) of one parent label."""
+
+    def create_accumulator(self):
+        return 0, {}
+
+    def add_input(self, accumulator, value):
+        kept, children = accumulator
+        value_kept, value_children = value
+        for child, (frequency, with_child) in value_children.items():
+            old_frequency, old_with_child = children.get(child, (0, 0))
+            children[child] = (old_frequency + frequency, old_with_child + with_child)
+        return kept + value_kept, children
+
+    def merge_accumulators(self, accumulators):
+        merged = self.create_accumulator()
+        for accumulator in accumulators:
+            merged = self.add_input(merged, accumulator)
+        return merged
+
+    def extract_output(self, accumulator):
+        return accumulator
 
 
 def _per_split(table: pa.Table, column: str | None = None) -> dict[str, int]:
@@ -146,17 +193,32 @@ def _bucket_counts(boxes: pa.Table, image_box: pa.Table, candidates: pa.Table) -
             "candidate_pairs": _per_split(candidates)}
 
 
-def sum_count_tuples(values: Iterable[tuple[int, ...]]) -> tuple[int, ...]:
-    """Elementwise sum of count tuples; associative, so Beam may combine partial sums."""
-    return tuple(int(sum(column)) for column in zip(*values, strict=True))
-
-
 class FilterAccepted(beam.DoFn):
     """Keep the box_box candidates whose label pair is accepted (side input, a few 10k keys)."""
 
-    def process(self, candidates: pa.Table, accepted: frozenset[tuple[str, str]]):
+    def process(self, element: tuple[str, pa.Table], accepted: frozenset[tuple[str, str]]):
+        part, candidates = element
         pairs = stats.filter_accepted(candidates, accepted).cast(PAIRS)
         _counter("pairs_box_box_accepted").inc(pairs.num_rows)
         yield beam.pvalue.TaggedOutput(COUNTS, {"accepted_pairs": _per_split(pairs)})
         if pairs.num_rows:
-            yield pairs
+            yield f"box_box-{part}", pairs
+
+
+class WriteTable(beam.DoFn):
+    """Write each (part, table) element to OUTPUT/tables/{table}/part-{part}.parquet at once.
+
+    Part names come from stable ids (CSV chunk, image bucket), so a retried bundle rewrites the
+    same file with the same rows, and no temp-and-rename finalize stage is needed.
+    """
+
+    def __init__(self, root: str, table: str):
+        self._layout = OutputLayout(root)
+        self._table = table
+
+    def process(self, element: tuple[str, pa.Table]):
+        part, table = element
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table.cast(TABLE_SCHEMAS[self._table]), buffer, compression="zstd")
+        io.write_bytes(self._layout.table_part(self._table, part), buffer.getvalue().to_pybytes())
+        _counter(f"files_{self._table}").inc()

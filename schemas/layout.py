@@ -5,6 +5,7 @@ Paths are plain strings joined with "/", so they work for local paths and any fs
 
 from dataclasses import dataclass
 
+PARQUET_SUFFIX = ".parquet"
 TABLES = ("boxes", "rejects", "pairs", "candidates", "label_pairs", "image_trees", "cross_pairs")
 
 
@@ -18,14 +19,14 @@ class OutputLayout:
         return "/".join([self.root.rstrip("/"), *parts])
 
     def table_dir(self, table: str) -> str:
-        """Folder of one Parquet table: tables/{table}/part-SSSSS-of-NNNNN.parquet."""
+        """Folder of one Parquet table: tables/{table}/part-*.parquet."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; expected one of {TABLES}")
         return self._join("tables", table)
 
-    def table_prefix(self, table: str) -> str:
-        """Prefix that Beam's sharded Parquet sink appends -SSSSS-of-NNNNN.parquet to."""
-        return self.table_dir(table) + "/part"
+    def table_part(self, table: str, part: str) -> str:
+        """One file of a table: tables/{table}/part-{part}.parquet (part: a stable batch id)."""
+        return f"{self.table_dir(table)}/part-{part}{PARQUET_SUFFIX}"
 
     def table_glob(self, table: str) -> str:
         return self.table_dir(table) + "/part-*.parquet"
@@ -73,5 +74,3 @@ class OutputLayout:
         """Where a run with no --input writes the synthetic demo dataset."""
         return self._join("synthetic_input")
 
-
-PARQUET_SUFFIX = ".parquet"

@@ -232,3 +232,11 @@ def test_crlf_input_with_separate_class_descriptions(shared_data, tmp_path):
     children = set(zip(candidates["image_id"].to_pylist(), candidates["child_box"].to_pylist(),
                        strict=True))
     assert not children & group
+
+
+def test_help_lists_pipeline_and_beam_options():
+    done = _cli("--help")
+    assert done.returncode == 0
+    for option in ("--min_pair_proportion", "--skip_images", "--runner", "--project",
+                   "--setup_file", "--direct_num_workers"):
+        assert option in done.stdout, option
