@@ -6,6 +6,7 @@ sum across bundles with `merge_counts`, so any runner can combine them.
 
 import hashlib
 import platform
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
@@ -88,6 +89,10 @@ def check_reject_bound(counts: Mapping, max_reject_fraction: float) -> None:
         f"{rejected} of {lines} input rows rejected ({rejected / lines:.2%} > "
         f"--max_reject_fraction {max_reject_fraction:.2%}); worst reasons: {reasons}; "
         f"see tables/rejects")
+
+
+def time_since(epoch: float) -> float:
+    return time.time() - epoch
 
 
 def now() -> str:

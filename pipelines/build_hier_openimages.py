@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.options.pipeline_options import (
     DirectOptions,
     GoogleCloudOptions,
@@ -25,9 +24,9 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from hierdata import io, readers, runinfo, stats, synth
+from hierdata import io, readers, runinfo, synth, synth_images
 from hierdata.errors import InputError
-from pipelines import stages
+from pipelines import graph
 from pipelines.options import HierOpenImagesOptions, MiningConfig, resolve
 from schemas import OutputLayout
 from schemas.layout import TABLES
@@ -68,6 +67,8 @@ def plan(opts: HierOpenImagesOptions) -> LaunchPlan:
         root = layout.synthetic_input
         LOG.info("no --input: writing the synthetic demo dataset to %s", root)
         synth.write_synthetic_dataset(root, seed=opts.seed)
+        if not opts.skip_images:
+            synth_images.write_synthetic_images(root, seed=opts.seed)
     inputs = readers.find_inputs(root)
     class_descriptions = opts.class_descriptions or inputs.class_descriptions
     if class_descriptions is None:
@@ -77,95 +78,6 @@ def plan(opts: HierOpenImagesOptions) -> LaunchPlan:
     hierarchy = opts.hierarchy or inputs.hierarchy
     config = resolve(opts, tuple(inputs.bbox), root, class_descriptions, hierarchy)
     return LaunchPlan(config, inputs)
-
-
-def write_table(pcoll, root: str, table: str):
-    """(part, pa.Table) elements -> OUTPUT/tables/{table}/part-{part}.parquet."""
-    return pcoll | f"Write {table}" >> beam.ParDo(stages.WriteTable(root, table))
-
-
-def build(pipeline: beam.Pipeline, launch: LaunchPlan, run_record: dict) -> None:
-    """The annotation stages: read -> validate -> bucket by image -> mine -> stats -> filter."""
-    config = launch.config
-    chunks = (pipeline | "Chunks" >> beam.Create(launch.chunks)
-              | "Spread chunks" >> beam.Reshuffle())
-    line_counts = chunks | "Count lines" >> beam.Map(
-        lambda c: ((c.url, c.index), readers.count_lines(c)))
-    read = chunks | "Read and validate" >> beam.ParDo(
-        stages.ReadChunk(launch.headers, frozenset(launch.names)),
-        line_counts=beam.pvalue.AsDict(line_counts),
-    ).with_outputs(stages.REJECTS, stages.COUNTS, main="rows")
-    write_table(read[stages.REJECTS], config.output, "rejects")
-
-    mined = (read.rows
-             | "Key by image bucket" >> beam.ParDo(stages.KeyByImageBucket(launch.n_buckets))
-             | "Group images" >> beam.GroupByKey()
-             | "Mine" >> beam.ParDo(stages.MineBucket(
-                 config.min_box_area, config.containment, config.duplicate_iou,
-                 config.stats_splits)).with_outputs(
-                 stages.BOXES, stages.IMAGE_BOX, stages.CANDIDATES, stages.COUNTS,
-                 stages.PARENT_STATS))
-    write_table(mined[stages.BOXES], config.output, "boxes")
-    write_table(mined[stages.CANDIDATES], config.output, "candidates")
-
-    # At most 600 parent labels with 600 children each: one table on one worker is a few MB.
-    label_pairs = (mined[stages.PARENT_STATS]
-                   | "Sum label pairs" >> beam.CombinePerKey(stages.SumParentStats())
-                   | "Collect label pairs" >> beam.combiners.ToList()
-                   | "Label-pair statistics" >> beam.Map(_label_pair_table, launch.names, config))
-    write_table(label_pairs | "Name label_pairs" >> beam.Map(lambda t: ("00000", t)),
-                config.output, "label_pairs")
-    accepted = label_pairs | "Accepted keys" >> beam.Map(stats.accepted_label_pairs)
-
-    filtered = mined[stages.CANDIDATES] | "Keep accepted" >> beam.ParDo(
-        stages.FilterAccepted(), accepted=beam.pvalue.AsSingleton(accepted)
-    ).with_outputs(stages.COUNTS, main="pairs")
-    write_table((mined[stages.IMAGE_BOX], filtered.pairs) | "All pairs" >> beam.Flatten(),
-                config.output, "pairs")
-
-    counts = ((read[stages.COUNTS], mined[stages.COUNTS], filtered[stages.COUNTS])
-              | "All counts" >> beam.Flatten()
-              | "Sum counts" >> beam.CombineGlobally(runinfo.merge_all))
-    summary = label_pairs | "Summarise label pairs" >> beam.Map(_label_pair_summary)
-    (pipeline
-     | "Run record" >> beam.Create([None])
-     | "Write run.json" >> beam.Map(_write_run_record, beam.pvalue.AsSingleton(counts),
-                                    beam.pvalue.AsSingleton(summary), run_record, config))
-
-
-def _label_pair_table(per_parent, names, config: MiningConfig) -> pa.Table:
-    rows = [(parent, child, frequency, with_child)
-            for parent, (_, children) in per_parent
-            for child, (frequency, with_child) in children.items()]
-    parent, child, frequency, with_child = zip(*rows, strict=True) if rows else ((),) * 4
-    partial = pa.table({
-        "parent_label": pa.array(parent, pa.string()),
-        "child_label": pa.array(child, pa.string()),
-        "frequency": pa.array(frequency, pa.int64()),
-        "parents_with_child": pa.array(with_child, pa.int64()),
-    })
-    labels = pa.table({"label": pa.array([p for p, _ in per_parent], pa.string()),
-                       "kept_boxes": pa.array([kept for _, (kept, _) in per_parent], pa.int64())})
-    return stats.label_pair_stats(partial, labels, names, config.min_pair_frequency,
-                                  config.min_pair_proportion)
-
-
-def _label_pair_summary(table: pa.Table) -> dict:
-    return {"candidate_label_pairs": table.num_rows,
-            "accepted_label_pairs": int(pa.compute.sum(table.column("accepted")).as_py() or 0)}
-
-
-def _write_run_record(_, counts: dict, summary: dict, run_record: dict,
-                      config: MiningConfig) -> None:
-    record = dict(run_record, counts=counts, label_pairs=summary, finished_at=runinfo.now(),
-                  elapsed_seconds=round(time.time() - run_record["started_epoch"], 3))
-    try:
-        runinfo.check_reject_bound(counts, config.max_reject_fraction)
-    except InputError as err:
-        io.write_json(OutputLayout(config.output).run_json,
-                      dict(record, status="failed", error=str(err)))
-        raise
-    io.write_json(OutputLayout(config.output).run_json, dict(record, status="succeeded"))
 
 
 def clear_outputs(layout: OutputLayout) -> None:
@@ -208,7 +120,7 @@ def run(argv: Sequence[str]) -> beam.runners.runner.PipelineResult:
     # Prism (the DirectRunner's default) downloads a binary; the FnApiRunner runs offline.
     runner = None if runner_name else FnApiRunner()
     pipeline = beam.Pipeline(runner=runner, options=options)
-    build(pipeline, launch, run_record)
+    graph.build(pipeline, launch, run_record)
     result = pipeline.run()
     result.wait_until_finish()
     return result

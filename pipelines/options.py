@@ -10,6 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from hierdata.errors import InputError
 
 DEFAULT_OUTPUT = "./hier_openimages_out"
+DEFAULT_IMAGES = "{input}/{split}/{image_id}.jpg"
 
 
 class HierOpenImagesOptions(PipelineOptions):
@@ -53,6 +54,9 @@ class HierOpenImagesOptions(PipelineOptions):
             help="Longest side of every stored image and crop (never upscaled).")
         add("--jpeg_quality", type=int, default=90)
         add("--samples_per_shard", type=int, default=1000)
+        add("--isa_guard", choices=("auto", "on", "off"), default="auto",
+            help="Never accept label pairs related by Subcategory in the hierarchy JSON "
+                 "(is-a, not part-of). auto: on when the hierarchy file is present.")
         add("--skip_images", action="store_true", default=False,
             help="Run the annotation stages only (tables, no shards).")
         add("--max_reject_fraction", type=float, default=0.01,
@@ -74,7 +78,7 @@ class MiningConfig:
 
     output: str
     input: str | None
-    images: str | None
+    images: str
     splits: tuple[str, ...]
     stats_splits: tuple[str, ...]
     class_descriptions: str | None
@@ -91,6 +95,7 @@ class MiningConfig:
     jpeg_quality: int
     samples_per_shard: int
     skip_images: bool
+    isa_guard: bool
     max_reject_fraction: float
     chunk_bytes: int
     bucket_bytes: int
@@ -137,6 +142,9 @@ def resolve(opts: HierOpenImagesOptions, found_splits: tuple[str, ...], input_ro
         raise InputError(
             f"--splits names {', '.join(missing)} but {input_root} has bbox files only for "
             f"{', '.join(found_splits) or 'no split'}")
+    if opts.isa_guard == "on" and not hierarchy:
+        raise InputError("--isa_guard on needs a hierarchy JSON (--hierarchy or "
+                         "bbox_labels_600_hierarchy.json in --input)")
     stats_splits = _comma_list(opts.stats_split) or (("train",) if "train" in splits else splits)
     outside = [s for s in stats_splits if s not in splits]
     if outside:
@@ -145,7 +153,7 @@ def resolve(opts: HierOpenImagesOptions, found_splits: tuple[str, ...], input_ro
     return MiningConfig(
         output=opts.output,
         input=input_root,
-        images=opts.images,
+        images=opts.images or DEFAULT_IMAGES,
         splits=splits,
         stats_splits=stats_splits,
         class_descriptions=class_descriptions,
@@ -162,6 +170,7 @@ def resolve(opts: HierOpenImagesOptions, found_splits: tuple[str, ...], input_ro
         jpeg_quality=opts.jpeg_quality,
         samples_per_shard=opts.samples_per_shard,
         skip_images=opts.skip_images,
+        isa_guard=bool(hierarchy) and opts.isa_guard != "off",
         max_reject_fraction=opts.max_reject_fraction,
         chunk_bytes=max(1, int(opts.chunk_mib * (1 << 20))),
         bucket_bytes=max(1, int(opts.bucket_mib * (1 << 20))),

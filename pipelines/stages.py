@@ -13,16 +13,13 @@ import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from hierdata import io, mining, readers, stats
-from schemas import PAIRS, ROWS, TABLE_SCHEMAS, OutputLayout
+from schemas import ROWS, TABLE_SCHEMAS, OutputLayout
 
 NAMESPACE = "hierdata"
 
 # Tagged outputs.
 REJECTS = "rejects"
 COUNTS = "counts"
-BOXES = "boxes"
-IMAGE_BOX = "image_box"
-CANDIDATES = "candidates"
 PARENT_STATS = "parent_stats"
 
 
@@ -122,10 +119,7 @@ class MineBucket(beam.DoFn):
         _counter("boxes_kept").inc(int(pa.compute.sum(boxes.column("kept")).as_py() or 0))
         _counter("pairs_image_box").inc(image_box.num_rows)
         _counter("pairs_box_box_candidates").inc(candidates.num_rows)
-        yield beam.pvalue.TaggedOutput(BOXES, (part, boxes))
-        yield beam.pvalue.TaggedOutput(IMAGE_BOX, (f"image_box-{part}", image_box))
-        if candidates.num_rows:
-            yield beam.pvalue.TaggedOutput(CANDIDATES, (part, candidates))
+        yield part, {"boxes": boxes, "image_box": image_box, "candidates": candidates}
         yield beam.pvalue.TaggedOutput(COUNTS, _bucket_counts(boxes, image_box, candidates))
 
         in_stats = pa.compute.is_in(boxes.column("split"), value_set=self._stats_splits)
@@ -191,18 +185,6 @@ def _bucket_counts(boxes: pa.Table, image_box: pa.Table, candidates: pa.Table) -
     return {"boxes": _per_split(boxes), "kept_boxes": _per_split(kept),
             "images": _per_split(boxes, "image_id"), "image_box_pairs": _per_split(image_box),
             "candidate_pairs": _per_split(candidates)}
-
-
-class FilterAccepted(beam.DoFn):
-    """Keep the box_box candidates whose label pair is accepted (side input, a few 10k keys)."""
-
-    def process(self, element: tuple[str, pa.Table], accepted: frozenset[tuple[str, str]]):
-        part, candidates = element
-        pairs = stats.filter_accepted(candidates, accepted).cast(PAIRS)
-        _counter("pairs_box_box_accepted").inc(pairs.num_rows)
-        yield beam.pvalue.TaggedOutput(COUNTS, {"accepted_pairs": _per_split(pairs)})
-        if pairs.num_rows:
-            yield f"box_box-{part}", pairs
 
 
 class WriteTable(beam.DoFn):
