@@ -1,0 +1,332 @@
+"""Tests of hierdata.trees: the DESIGN "Label tree" rules, ground truth and per-image trees.
+
+The synthetic dataset checks the whole chain: mining its train split rebuilds its taxonomy.
+"""
+
+import json
+from typing import Any
+
+import networkx as nx
+import pyarrow as pa
+import pytest
+
+from hierdata import isa, mining, readers, stats, synth
+from hierdata.trees import (
+    ROOT,
+    down,
+    down_sets,
+    image_trees,
+    label_tree,
+    label_tree_table,
+    tree_from_node_link,
+    tree_node_link,
+    up,
+)
+from schemas.tables import BOXES, IMAGE_TREES, LABEL_PAIRS, LABEL_TREE, PAIRS
+
+PARENT_BOXES = 1000
+
+
+def label_pairs(*rows: tuple[str, str, int, float] | tuple[str, str, int, float, bool]) -> pa.Table:
+    """schemas.LABEL_PAIRS from (parent, child, frequency, proportion[, accepted]) rows; the
+    display name of label "a" is "A", and every label has PARENT_BOXES kept boxes."""
+    records = []
+    for parent, child, frequency, proportion, *accepted in rows:
+        records.append(
+            {
+                "parent_label": parent, "child_label": child, "parent_name": parent.upper(),
+                "child_name": child.upper(), "frequency": frequency,
+                "parents_with_child": round(proportion * PARENT_BOXES),
+                "parent_boxes": PARENT_BOXES, "proportion": proportion, "isa": False,
+                "accepted": accepted[0] if accepted else True,
+            }
+        )  # fmt: skip
+    return pa.Table.from_pylist(records, schema=LABEL_PAIRS)
+
+
+def parents(tree: nx.DiGraph) -> dict[str, str]:
+    """label -> its parent, for every node but the root."""
+    return {child: parent for parent, child in tree.edges}
+
+
+def test_two_cycle_keeps_higher_proportion() -> None:
+    tree = label_tree(label_pairs(("a", "b", 60, 0.3), ("b", "a", 60, 0.5)))
+    assert parents(tree) == {"b": ROOT, "a": "b"}
+    assert tree.edges["b", "a"] == {"frequency": 60, "proportion": 0.5}
+
+
+def test_two_cycle_tie_then_frequency() -> None:
+    tree = label_tree(label_pairs(("a", "b", 90, 0.4), ("b", "a", 60, 0.4)))
+    assert parents(tree) == {"a": ROOT, "b": "a"}
+
+
+def test_two_cycle_full_tie_keeps_pair_of_ids_sorting_first() -> None:
+    tree = label_tree(label_pairs(("b", "a", 60, 0.4), ("a", "b", 60, 0.4)))
+    assert parents(tree) == {"a": ROOT, "b": "a"}
+
+
+@pytest.mark.parametrize(
+    ("weakest", "expected"),
+    [
+        (("c", "a"), {"a": ROOT, "b": "a", "c": "b"}),
+        (("a", "b"), {"b": ROOT, "c": "b", "a": "c"}),
+        (("b", "c"), {"c": ROOT, "a": "c", "b": "a"}),
+    ],
+)
+def test_longer_cycle_drops_weakest_edge(weakest: tuple[str, str], expected: dict) -> None:
+    cycle = [("a", "b"), ("b", "c"), ("c", "a")]
+    rows = [(p, c, 100, 0.2 if (p, c) == weakest else 0.6) for p, c in cycle]
+    assert parents(label_tree(label_pairs(*rows))) == expected
+
+
+def test_longer_cycle_tie_then_frequency() -> None:
+    rows = [("a", "b", 100, 0.5), ("b", "c", 70, 0.5), ("c", "a", 80, 0.5)]
+    assert parents(label_tree(label_pairs(*rows))) == {"c": ROOT, "a": "c", "b": "a"}
+
+
+def test_multi_parent_keeps_most_granular() -> None:
+    # Car ⊃ Hubcap is stronger than Wheel ⊃ Hubcap, but Wheel is the more granular parent.
+    rows = [("car", "wheel", 300, 0.9), ("wheel", "hubcap", 200, 0.5), ("car", "hubcap", 250, 0.8)]
+    tree = label_tree(label_pairs(*rows))
+    assert parents(tree) == {"car": ROOT, "wheel": "car", "hubcap": "wheel"}
+    assert tree.edges["wheel", "hubcap"] == {"frequency": 200, "proportion": 0.5}
+
+
+def test_multi_parent_unrelated_keeps_highest_proportion() -> None:
+    rows = [("house", "door", 300, 0.3), ("car", "door", 100, 0.6), ("bus", "door", 500, 0.6)]
+    # car and bus tie on proportion; bus has the higher frequency.
+    assert parents(label_tree(label_pairs(*rows)))["door"] == "bus"
+    rows = [("house", "door", 300, 0.3), ("car", "door", 100, 0.6)]
+    assert parents(label_tree(label_pairs(*rows)))["door"] == "car"
+
+
+def test_multi_parent_ancestor_parents_lose_before_proportion() -> None:
+    # Parents car, wheel and bus: car is an ancestor of wheel, so it loses however strong;
+    # wheel and bus are unrelated, and bus has the higher proportion.
+    rows = [
+        ("car", "wheel", 300, 0.9),
+        ("car", "hubcap", 300, 0.95),
+        ("wheel", "hubcap", 200, 0.5),
+        ("bus", "hubcap", 200, 0.7),
+    ]
+    assert parents(label_tree(label_pairs(*rows)))["hubcap"] == "bus"
+
+
+def test_orphans_hang_from_scene() -> None:
+    rows = [("car", "wheel", 300, 0.9), ("house", "bird", 75, 0.05, False)]
+    tree = label_tree(label_pairs(*rows))
+    # Not-accepted pairs make neither edges nor nodes.
+    assert parents(tree) == {"car": ROOT, "wheel": "car"}
+    tree = label_tree(label_pairs(*rows), label_counts={"car": 5, "bird": 7, "fish": 2})
+    assert parents(tree) == {"car": ROOT, "wheel": "car", "bird": ROOT, "fish": ROOT}
+    assert tree.edges[ROOT, "fish"] == {"frequency": None, "proportion": None}
+    # Display names come from label_pairs (any row), else the label id.
+    assert tree.nodes["bird"]["name"] == "BIRD" and tree.nodes["fish"]["name"] == "fish"
+    assert tree.graph["root"] == ROOT and tree.nodes[ROOT]["name"] == "scene"
+
+
+def test_depths_names_and_kept_boxes() -> None:
+    rows = [("car", "wheel", 300, 0.9), ("wheel", "hubcap", 200, 0.5)]
+    tree = label_tree(label_pairs(*rows), label_counts={"car": 40, "hubcap": 12, "bus": 3})
+    assert {label: attrs["depth"] for label, attrs in tree.nodes(data=True)} == {
+        ROOT: 0, "bus": 1, "car": 1, "wheel": 2, "hubcap": 3,
+    }  # fmt: skip
+    # kept_boxes: label_counts wins, else label_pairs' parent_boxes, else 0.
+    kept = {label: attrs["kept_boxes"] for label, attrs in tree.nodes(data=True)}
+    assert kept == {ROOT: 0, "bus": 3, "car": 40, "wheel": PARENT_BOXES, "hubcap": 12}
+    assert label_tree(label_pairs(*rows)).nodes["hubcap"]["kept_boxes"] == 0
+    assert tree.nodes["wheel"]["name"] == "WHEEL"
+
+
+def test_label_counts_table_is_summed_per_label() -> None:
+    counts = pa.table({"label": ["car", "fish", "car"], "kept_boxes": [2, 1, 3]})
+    tree = label_tree(label_pairs(("car", "wheel", 300, 0.9)), label_counts=counts)
+    assert tree.nodes["car"]["kept_boxes"] == 5 and parents(tree)["fish"] == ROOT
+
+
+def test_scene_is_a_reserved_label_id() -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        label_tree(label_pairs(("car", "wheel", 300, 0.9)), label_counts={ROOT: 1})
+
+
+def sample_tree() -> nx.DiGraph:
+    rows = [("car", "wheel", 300, 0.9), ("wheel", "hubcap", 200, 0.5), ("car", "door", 90, 0.4)]
+    return label_tree(label_pairs(*rows), label_counts={"bus": 3})
+
+
+def test_node_link_round_trip() -> None:
+    tree = sample_tree()
+    data = json.loads(json.dumps(tree_node_link(tree)))
+    assert "links" in data and data["graph"] == {"root": ROOT}
+    again = tree_from_node_link(data)
+    assert nx.utils.graphs_equal(again, tree)
+    assert again.edges["car", "wheel"] == {"frequency": 300, "proportion": 0.9}
+    assert again.nodes["hubcap"] == {"name": "HUBCAP", "depth": 3, "kept_boxes": 0}
+
+
+def test_label_tree_table_rows() -> None:
+    table = label_tree_table(sample_tree())
+    assert table.schema == LABEL_TREE
+    assert table.to_pylist() == [
+        {"label": ROOT, "name": "scene", "parent": None, "depth": 0, "frequency": None,
+         "proportion": None, "kept_boxes": 0},
+        {"label": "bus", "name": "bus", "parent": ROOT, "depth": 1, "frequency": None,
+         "proportion": None, "kept_boxes": 3},
+        {"label": "car", "name": "CAR", "parent": ROOT, "depth": 1, "frequency": None,
+         "proportion": None, "kept_boxes": PARENT_BOXES},
+        {"label": "door", "name": "DOOR", "parent": "car", "depth": 2, "frequency": 90,
+         "proportion": 0.4, "kept_boxes": 0},
+        {"label": "wheel", "name": "WHEEL", "parent": "car", "depth": 2, "frequency": 300,
+         "proportion": 0.9, "kept_boxes": PARENT_BOXES},
+        {"label": "hubcap", "name": "HUBCAP", "parent": "wheel", "depth": 3, "frequency": 200,
+         "proportion": 0.5, "kept_boxes": 0},
+    ]  # fmt: skip
+
+
+def test_down_up() -> None:
+    tree = sample_tree()
+    assert down(tree, "car") == {"car", "wheel", "hubcap", "door"}
+    assert down(tree, "hubcap") == {"hubcap"}
+    assert down(tree, ROOT) == {"car", "wheel", "hubcap", "door", "bus"}
+    assert down(tree, ROOT, include_root=True) == {ROOT, "car", "wheel", "hubcap", "door", "bus"}
+    assert up(tree, "hubcap") == {"hubcap", "wheel", "car"}
+    assert up(tree, "bus") == {"bus"}
+    assert up(tree, ROOT) == frozenset()
+    with pytest.raises(KeyError, match="truck"):
+        down(tree, "truck")
+    with pytest.raises(KeyError, match="truck"):
+        up(tree, "truck")
+    sets = down_sets(tree)
+    assert sets == {label: down(tree, label) for label in tree if label != ROOT}
+
+
+def box(image_id: str, box_id: int, label: str, area: float, kept: bool = True) -> dict[str, Any]:
+    side = area**0.5
+    return {
+        "split": "train", "image_id": image_id, "box_id": box_id, "label": label,
+        "source": None, "confidence": None, "xmin": 0.0, "xmax": side, "ymin": 0.0,
+        "ymax": side, "is_occluded": 0, "is_truncated": 0, "is_group_of": 0,
+        "is_depiction": 0, "is_inside": 0, "file": "f.csv", "line": box_id + 2,
+        "area": area, "kept": kept,
+    }  # fmt: skip
+
+
+def link(image_id: str, parent_box: int, child_box: int, kind: str = "box_box") -> dict[str, Any]:
+    return {
+        "split": "train", "image_id": image_id, "kind": kind, "parent_box": parent_box,
+        "child_box": child_box, "parent_label": None if parent_box < 0 else "p",
+        "child_label": "c", "containment": 1.0, "iou": 0.1,
+    }  # fmt: skip
+
+
+def tree_rows(table: pa.Table) -> list[tuple]:
+    assert table.schema == IMAGE_TREES
+    return [(r["image_id"], r["box_id"], r["parent_box"], r["depth"]) for r in table.to_pylist()]
+
+
+def test_image_tree_smallest_enclosing_parent() -> None:
+    # Image "a": car 0 ⊃ wheel 1 ⊃ hubcap 2, and car ⊃ hubcap; two equal-area parents of a
+    # bolt 5 (boxes 3 and 4): the lower box_id wins.
+    boxes = [
+        box("a", 0, "car", 0.5), box("a", 1, "wheel", 0.1), box("a", 2, "hubcap", 0.02),
+        box("a", 4, "plate", 0.05), box("a", 3, "door", 0.05), box("a", 5, "bolt", 0.01),
+    ]  # fmt: skip
+    links = [link("a", 0, 2), link("a", 1, 2), link("a", 0, 1), link("a", 4, 5), link("a", 3, 5)]
+    links += [link("a", -1, i, "image_box") for i in range(6)]
+    table = image_trees(pa.Table.from_pylist(boxes, BOXES), pa.Table.from_pylist(links, PAIRS))
+    assert tree_rows(table) == [
+        ("a", 0, -1, 1), ("a", 1, 0, 2), ("a", 2, 1, 3), ("a", 3, -1, 1), ("a", 4, -1, 1),
+        ("a", 5, 3, 2),
+    ]  # fmt: skip
+    assert table.column("label").to_pylist()[:3] == ["car", "wheel", "hubcap"]
+
+
+def test_image_tree_falls_back_to_image() -> None:
+    # Box 1 of "b" is inside box 0 geometrically, but no accepted pair says so; box 2 is not
+    # kept. Image "a" reuses the same box ids: links never cross images or splits.
+    boxes = [
+        box("b", 0, "car", 0.5), box("b", 1, "bird", 0.1), box("b", 2, "wheel", 0.001, False),
+        box("a", 0, "car", 0.5), box("a", 1, "wheel", 0.1),
+        {**box("a", 1, "wheel", 0.1), "split": "test"},
+    ]  # fmt: skip
+    links = [link("a", 0, 1)]
+    table = image_trees(pa.Table.from_pylist(boxes, BOXES), pa.Table.from_pylist(links, PAIRS))
+    # Sorted by (split, image_id, box_id): the "test" box first.
+    assert tree_rows(table) == [
+        ("a", 1, -1, 1), ("a", 0, -1, 1), ("a", 1, 0, 2), ("b", 0, -1, 1), ("b", 1, -1, 1),
+    ]  # fmt: skip
+    assert table.column("split").to_pylist() == ["test", "train", "train", "train", "train"]
+    table = image_trees(pa.Table.from_pylist(boxes[:2], BOXES), PAIRS.empty_table())
+    assert tree_rows(table) == [("b", 0, -1, 1), ("b", 1, -1, 1)]
+
+
+def test_image_tree_rejects_pairs_naming_unknown_boxes() -> None:
+    boxes = pa.Table.from_pylist([box("a", 0, "car", 0.5), box("a", 1, "x", 0.001, False)], BOXES)
+    with pytest.raises(ValueError, match="child_box"):
+        image_trees(boxes, pa.Table.from_pylist([link("a", 0, 1)], PAIRS))
+
+
+@pytest.fixture(scope="module")
+def synthetic_train(tmp_path_factory) -> dict[str, Any]:
+    """The synthetic train split run through readers, mining and stats with DESIGN defaults."""
+    root = tmp_path_factory.mktemp("synth")
+    summary = synth.write_synthetic_dataset(str(root), {"train": 1200})
+    names = readers.read_class_descriptions(summary["class_descriptions"])
+    edges = readers.read_hierarchy(summary["hierarchy"])
+    rows, _ = readers.read_boxes_file(summary["splits"]["train"]["path"], "train", names)
+    boxes = mining.index_boxes(rows, min_box_area=0.01)
+    image_box, candidates = mining.mine_pairs(boxes)
+    counts = stats.label_counts(boxes)
+    pairs = stats.label_pair_stats(
+        stats.pair_counts(candidates), counts, names, isa_pairs=isa.isa_pairs(edges)
+    )
+    accepted = stats.accepted_label_pairs(pairs)
+    training = pa.concat_tables([image_box, stats.filter_accepted(candidates, accepted)])
+    return {"boxes": boxes, "label_pairs": pairs, "label_counts": counts, "pairs": training}
+
+
+def test_synthetic_label_tree_equals_taxonomy(synthetic_train: dict[str, Any]) -> None:
+    tree = label_tree(synthetic_train["label_pairs"])
+    truth = {label.label_id: label.parent or ROOT for label in synth.TAXONOMY}
+    in_tree = {label.label_id for label in synth.TAXONOMY if label.level != "object"}
+    in_tree |= {label.parent for label in synth.TAXONOMY if label.parent}
+    assert parents(tree) == {label: truth[label] for label in in_tree}
+    # With label_counts every label with kept boxes is a node, under its true parent or scene.
+    tree = label_tree(synthetic_train["label_pairs"], synthetic_train["label_counts"])
+    labels = set(synthetic_train["label_counts"].column("label").to_pylist())
+    assert parents(tree) == {label: truth[label] for label in labels}
+    hubcap = synth.TAXONOMY[2].label_id
+    assert (tree.nodes[hubcap]["name"], tree.nodes[hubcap]["depth"]) == ("Hubcap", 3)
+    assert tree.nodes[hubcap]["kept_boxes"] == synth_kept(synthetic_train, hubcap)
+
+
+def synth_kept(synthetic_train: dict[str, Any], label: str) -> int:
+    counts = synthetic_train["label_counts"].to_pylist()
+    return next(row["kept_boxes"] for row in counts if row["label"] == label)
+
+
+def test_synthetic_image_trees_follow_accepted_pairs(synthetic_train: dict[str, Any]) -> None:
+    boxes, pairs = synthetic_train["boxes"], synthetic_train["pairs"]
+    table = image_trees(boxes, pairs)
+    kept = boxes.filter(boxes.column("kept"))
+    assert table.num_rows == kept.num_rows
+    label_of = {
+        (r["image_id"], r["box_id"]): r["label"]
+        for r in kept.select(["image_id", "box_id", "label"]).to_pylist()
+    }
+    rows = table.to_pylist()
+    under_box = [(label_of[r["image_id"], r["parent_box"]], r["label"]) for r in rows
+                 if r["parent_box"] >= 0]  # fmt: skip
+    # A box's parent is always an accepted (ancestor) label; most often the direct one.
+    assert set(under_box) <= synth.true_part_of_pairs()
+    direct = {(label.parent, label.label_id) for label in synth.TAXONOMY if label.parent}
+    assert sum(pair in direct for pair in under_box) >= 0.95 * len(under_box)
+    assert max(r["depth"] for r in rows) == 3
+
+
+def test_image_tree_rejects_cyclic_pairs_and_accepts_empty_tables() -> None:
+    boxes = pa.Table.from_pylist([box("a", 0, "car", 0.5), box("a", 1, "door", 0.5)], BOXES)
+    with pytest.raises(ValueError, match="cycle"):
+        image_trees(boxes, pa.Table.from_pylist([link("a", 0, 1), link("a", 1, 0)], PAIRS))
+    empty = image_trees(BOXES.empty_table(), PAIRS.empty_table())
+    assert empty.schema == IMAGE_TREES and empty.num_rows == 0
