@@ -1,5 +1,6 @@
 """The cloud paths offline: a DataflowRunner dry run, and gs:// through gcp-storage-emulator."""
 
+import hashlib
 import json
 import os
 import socket
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import webdataset as wds
 from apache_beam.options.pipeline_options import StandardOptions
 
 from pipelines.build_hier_openimages import run
@@ -94,3 +96,39 @@ def test_gs_input_and_output_through_the_emulator(shared_data, gcs_emulator, tmp
     assert counts["boxes"] + counts["rejects"] == 1000
     assert counts["candidates"] > 0 and counts["label_pairs"] > 0
     assert counts["pairs"] >= counts["boxes"] // 2
+
+
+def test_gs_shards_through_the_emulator(gcs_emulator, tmp_path):
+    env = dict(os.environ, STORAGE_EMULATOR_HOST=gcs_emulator)
+    # The synthetic dataset, photos included, written straight to gs:// by its generators.
+    make = (
+        "import fsspec\n"
+        "from hierdata import synth, synth_images\n"
+        "fsspec.filesystem('gs').mkdir('hier-shards')\n"
+        "sizes = {'train': 60, 'validation': 12}\n"
+        "synth.write_synthetic_dataset('gs://hier-shards/in', sizes, seed=5)\n"
+        "synth_images.write_synthetic_images('gs://hier-shards/in', sizes, seed=5)\n"
+    )
+    subprocess.run([sys.executable, "-c", make], check=True, env=env, timeout=300, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.build_hier_openimages", "--input", "gs://hier-shards/in",
+         "--output", "gs://hier-shards/out", "--min_pair_frequency", "3",
+         "--samples_per_shard", "20"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    fetch = (
+        "import fsspec, sys\n"
+        "fs = fsspec.filesystem('gs')\n"
+        "fs.get('hier-shards/out/shards', sys.argv[1], recursive=True)\n"
+    )
+    subprocess.run([sys.executable, "-c", fetch, str(tmp_path / "shards")], check=True, env=env,
+                   timeout=300, cwd=REPO)
+    for split, n_images in (("train", 60), ("validation", 12)):
+        folder = tmp_path / "shards" / split
+        sizes = json.loads((folder / "sizes.json").read_text())
+        assert sum(sizes.values()) == n_images
+        for name, count in sizes.items():
+            marker = json.loads((folder / name.replace(".tar", ".json")).read_text())
+            data = (folder / name).read_bytes()
+            assert marker["sha256"] == hashlib.sha256(data).hexdigest()
+            assert len(list(wds.WebDataset(str(folder / name), shardshuffle=False))) == count
