@@ -23,13 +23,15 @@ def test_dataflow_dry_run_builds_the_job(shared_data):
         "--runner=DataflowRunner", "--dry_run=True", "--no_auth", "--project=hier-project",
         "--region=us-central1", "--temp_location=gs://hier-bucket/tmp",
         "--sdk_location=container", "--input", str(shared_data / "openimages-v3-head"),
-        "--splits", "validation", "--output", "gs://hier-bucket/out", "--skip_images"])
+        "--splits", "validation", "--output", "gs://hier-bucket/out"])
     # The dry run translates the whole graph into a Dataflow job without submitting it.
     assert result.job.options.view_as(StandardOptions).runner == "DataflowRunner"
     names = {t.unique_name for t in result.job.proto_pipeline.components.transforms.values()}
     for step in ("Read and validate", "Key by image bucket", "Group images", "Mine",
-                 "Sum label pairs", "Label-pair statistics", "Keep accepted", "Write boxes",
-                 "Write rejects", "Write candidates", "Write pairs", "Write label_pairs",
+                 "Sum label pairs", "Label-pair statistics", "Label tree", "Merge reservoirs",
+                 "Finish buckets", "Write boxes", "Write rejects", "Write candidates",
+                 "Write pairs", "Write image_trees", "Write cross_pairs", "Write label_pairs",
+                 "Decode and crop", "Assemble samples", "Write shards", "Write sizes.json",
                  "Write run.json"):
         assert step in names, step
 
