@@ -1,0 +1,156 @@
+"""Crop galleries: for the top accepted label pairs, parent and child crops read from the shards,
+so a person can check that "Car ⊃ Wheel" really looks like that. The only reader of shards.
+"""
+
+import tarfile
+from collections.abc import Callable
+
+import polars as pl
+
+from hierdata import io, shards
+from hierdata.audit.sources import Run
+from hierdata.errors import InputError
+from schemas.sample import box_key
+
+TOP_PAIRS = 8
+EXAMPLES_PER_PAIR = 3
+# Shards are read whole and in order (one sequential stream, not a seek per member, which
+# would be one request per tar header on gs://); examples are drawn from this many shards.
+MAX_SHARDS = 2
+_ROWS_PER_PAIR = 200  # candidate rows per label pair that are hashed to find their shard
+
+
+def shard_sizes(run: Run) -> dict[str, dict[str, int]]:
+    """{split: sizes.json} ({shard tar name: samples}) for the splits that have shards."""
+    found = {}
+    for split in run.options.get("splits", []):
+        try:
+            found[split] = shards.read_sizes(run.layout, split)
+        except (InputError, OSError, ValueError):
+            continue  # a --skip_images run, or a split whose shards were not written
+    return found
+
+
+def _shard_total(run: Run, split: str, sizes: dict[str, int]) -> int:
+    """The shard count the pipeline hashed image ids into (shards.shard_of's modulus).
+
+    From the planned samples, as the pipeline computed it: sizes.json lists only the shards
+    that were written, and a shard that drew no sample is not.
+    """
+    planned = run.record.get("counts", {}).get("samples_planned", {}).get(split)
+    per_shard = run.options.get("samples_per_shard")
+    if planned is None or not per_shard:
+        return len(sizes)
+    return shards.shard_count(int(planned), int(per_shard))
+
+
+def _examples(run: Run, top: pl.DataFrame, n_shards: dict[str, int]) -> pl.DataFrame:
+    """box_box training pairs of the top label pairs, with the shard that holds their image."""
+    rows = (run.scan("pairs")
+            .filter((pl.col("kind") == "box_box") & pl.col("split").is_in(list(n_shards)))
+            .join(top.lazy().select("parent_label", "child_label"),
+                  on=["parent_label", "child_label"])
+            .select("split", "image_id", "parent_label", "child_label", "parent_box", "child_box")
+            .sort("parent_label", "child_label", "split", "image_id", "parent_box", "child_box")
+            .group_by("parent_label", "child_label", maintain_order=True).head(_ROWS_PER_PAIR)
+            .collect())
+    parts = [rows.clear().with_columns(shard=pl.lit(0, pl.Int64))]
+    for split, count in n_shards.items():
+        subset = rows.filter(pl.col("split") == split)
+        shard = shards.shard_of(subset["image_id"].to_list(), count)
+        parts.append(subset.with_columns(shard=pl.Series(shard, dtype=pl.Int64)))
+    return pl.concat(parts)
+
+
+def _choose_shards(rows: pl.DataFrame) -> list[tuple[str, int]]:
+    """The MAX_SHARDS (split, shard) that cover the most label pairs, then the most rows."""
+    ranked = (rows.group_by("split", "shard")
+              .agg(pairs=pl.struct("parent_label", "child_label").n_unique(), rows=pl.len())
+              .sort(["pairs", "rows", "split", "shard"], descending=[True, True, False, False])
+              .head(MAX_SHARDS))
+    return list(ranked.select("split", "shard").iter_rows())
+
+
+def _read_members(url: str, wanted: set[str]) -> dict[str, bytes]:
+    """The named tar members of one shard, read in one sequential pass that stops early
+    (samples are sorted by key inside a shard, so nothing wanted follows the last key)."""
+    found: dict[str, bytes] = {}
+    last_key = max(name.split(".", 1)[0] for name in wanted)
+    fs, path = io.filesystem(url)
+    with fs.open(path, "rb") as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
+        for member in tar:
+            if member.name in wanted:
+                extracted = tar.extractfile(member)
+                if extracted is not None:
+                    found[member.name] = extracted.read()
+            if len(found) == len(wanted) or member.name.split(".", 1)[0] > last_key:
+                break
+    return found
+
+
+def build(run: Run, label_pairs: pl.DataFrame, sizes: dict[str, dict[str, int]],
+          write: Callable[[str, bytes], None]) -> dict:
+    """Pick examples of the TOP_PAIRS most frequent accepted label pairs and write their crops.
+
+    Args:
+        run: the opened run.
+        label_pairs: its label_pairs table (polars).
+        sizes: shard_sizes(run).
+        write: callable(relative path, bytes) that stores a report file.
+    Returns:
+        {"shards_read": [tar URLs], "pairs": [{"parent_label", "child_label", "parent_name",
+        "child_name", "frequency", "examples": [{"split", "image_id", "parent_box",
+        "child_box", "parent_src", "child_src"}]}], "note": why a gallery is empty or None}.
+    """
+    n_shards = {split: _shard_total(run, split, per_shard) for split, per_shard in sizes.items()}
+    if not n_shards:
+        return {"shards_read": [], "pairs": [],
+                "note": "no shards in this output (a --skip_images run): no crops to show"}
+    top = (label_pairs.filter(pl.col("accepted"))
+           .sort(["frequency", "parent_label", "child_label"], descending=[True, False, False])
+           .head(TOP_PAIRS))
+    if top.height == 0:
+        return {"shards_read": [], "pairs": [], "note": "no accepted label pairs: no crops"}
+    rows = _examples(run, top, n_shards)
+    chosen = _choose_shards(rows) if rows.height else []
+    picked = rows.join(pl.DataFrame(chosen, schema={"split": pl.String, "shard": pl.Int64},
+                                    orient="row"), on=["split", "shard"])
+    picked = (picked.unique(["parent_label", "child_label", "split", "image_id"],
+                            keep="first", maintain_order=True)
+              .group_by("parent_label", "child_label", maintain_order=True)
+              .head(EXAMPLES_PER_PAIR))
+    members: dict[str, bytes] = {}
+    urls = []
+    for split, shard in chosen:
+        subset = picked.filter((pl.col("split") == split) & (pl.col("shard") == shard))
+        wanted = {f"{image_id}.{box_key(box)}.jpg"
+                  for image_id, parent, child in subset.select("image_id", "parent_box",
+                                                              "child_box").iter_rows()
+                  for box in (parent, child)}
+        if wanted:
+            url = run.layout.shard_tar(split, shard)
+            urls.append(url)
+            members.update(_read_members(url, wanted))
+    gallery = []
+    for pair in top.iter_rows(named=True):
+        examples = []
+        mine = picked.filter((pl.col("parent_label") == pair["parent_label"])
+                             & (pl.col("child_label") == pair["child_label"]))
+        for row in mine.iter_rows(named=True):
+            names = [f"{row['image_id']}.{box_key(row[k])}.jpg" for k in ("parent_box",
+                                                                           "child_box")]
+            if not all(name in members for name in names):
+                continue  # the image failed to decode: it is in the image rejects
+            sources = []
+            for name in names:
+                relative = f"gallery/{row['split']}-{name}"
+                write(relative, members[name])
+                sources.append(relative)
+            examples.append({"split": row["split"], "image_id": row["image_id"],
+                             "parent_box": row["parent_box"], "child_box": row["child_box"],
+                             "parent_src": sources[0], "child_src": sources[1]})
+        gallery.append({"parent_label": pair["parent_label"], "child_label": pair["child_label"],
+                        "parent_name": run.name(pair["parent_label"]),
+                        "child_name": run.name(pair["child_label"]),
+                        "frequency": pair["frequency"], "examples": examples})
+    return {"shards_read": urls, "pairs": gallery, "note": None}
