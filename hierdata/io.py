@@ -68,10 +68,14 @@ def write_bytes(url: str, data: bytes) -> None:
     if isinstance(fs, LocalFileSystem):
         if parent:
             os.makedirs(parent, exist_ok=True)
-        temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+        # Hidden, so globs for *.tar or *.parquet never see it even if the process dies here.
+        temporary = posixpath.join(parent, f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
         try:
             with open(temporary, "wb") as handle:
                 handle.write(data)
+                handle.flush()
+                # Durable before visible: a completion marker written next never names lost data.
+                os.fsync(handle.fileno())
             os.replace(temporary, path)
         finally:
             if os.path.exists(temporary):

@@ -23,18 +23,16 @@ the same bytes, so two writers of one shard racing is harmless.
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from fsspec.implementations.local import LocalFileSystem
 
 from hierdata.io import exists, filesystem, read_bytes, size
+from hierdata.io import write_bytes as publish  # one whole file at once (atomic rename locally)
 from schemas.layout import OutputLayout
 from schemas.sample import FIXED_MTIME, ROOT_KEY
 
@@ -161,32 +159,6 @@ def build_tar(samples: Iterable[tuple[str, Mapping[str, bytes]]]) -> bytes:
                 data = entries[name]
                 tar.addfile(_member(f"{key}.{name}", data), io.BytesIO(data))
     return buffer.getvalue()
-
-
-def publish(url: str, data: bytes) -> None:
-    """Write one whole file so that readers see all of it or nothing under its final name.
-
-    Object stores: one pipe_file call (the object appears when the upload completes). Local
-    disk: a hidden temporary file in the same folder, fsynced, then os.replace onto the name.
-    """
-    fs, path = filesystem(url)
-    parent = os.path.dirname(path)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    if not isinstance(fs, LocalFileSystem):
-        fs.pipe_file(path, data)
-        return
-    temporary = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            file.write(data)
-            file.flush()
-            # Durable before it is visible: the marker written next must never name lost data.
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def _json_bytes(obj: Any) -> bytes:

@@ -120,8 +120,7 @@ class DecodeAndCrop(beam.DoFn):
                 "raw": f"{image_id}: {err.detail}"[:1000]})
             return
         _counter("images_decoded").inc()
-        own = {key: data for key, data in crops.items() if not key.startswith("r")}
-        yield (split, image_id), ("own", (plan.metadata, size, own))
+        yield (split, image_id), ("own", (plan.metadata, size, crops))
         for request, targets in plan.deliveries.items():
             for target, key in targets:
                 yield (split, target), ("cross", (key, crops[request]))

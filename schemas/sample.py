@@ -55,7 +55,7 @@ SAMPLE_METADATA = {
     "properties": {
         "image_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
         "split": {"type": "string"},
-        "width": {"type": "integer"},  # original image, pixels (after EXIF orientation)
+        "width": {"type": "integer"},  # source image as stored, pixels (EXIF orientation ignored)
         "height": {"type": "integer"},
         "labels": {"type": "array", "items": {"type": "string"}},  # sorted, kept boxes only
         "boxes": {"type": "array", "items": _BOX},  # kept boxes, by box_id

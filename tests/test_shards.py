@@ -238,7 +238,7 @@ def test_crash_during_tar_upload_leaves_no_tar_and_no_stale_marker(
     def disk_full(descriptor: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(shards.os, "fsync", disk_full)  # the bytes are written, then it fails
+    monkeypatch.setattr(os, "fsync", disk_full)  # the bytes are written, then it fails
     with pytest.raises(OSError, match="No space"):
         write_shard(layout, "train", 0, SAMPLES[:2])
     assert not tar_path.exists()
