@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(BIN)/python -m pipelines.build_hier_openimages --output demo_out
-	@echo "demo outputs in ./demo_out (tables/, run.json)"
+	$(BIN)/python -m hierdata.audit demo_out
+	@echo "demo outputs in ./demo_out: tables/ trees/ shards/ run.json report/index.html"
 
 test: install
 	$(BIN)/python -m ruff check .
@@ -28,6 +29,10 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_mining.py
+	$(BIN)/python bench/bench_shards.py
+	$(BIN)/python bench/bench_audit.py
+	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_retrieval.py
 
 clean:
 	rm -rf demo_out .pytest_cache
