@@ -16,16 +16,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel
 
+from training.checkpoints import convert_torchvision_resnet, load_weights_file
 from training.encoders import (
     CLIP_MEAN,
     ENCODERS,
     IMAGENET_STD,
     HierEncoder,
     build_encoder,
-    convert_torchvision_resnet,
     encoder_state,
     load_encoder,
-    load_weights_file,
     save_encoder,
 )
 from training.geometry import lorentz_inner
