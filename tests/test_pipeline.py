@@ -240,3 +240,28 @@ def test_help_lists_pipeline_and_beam_options():
     for option in ("--min_pair_proportion", "--skip_images", "--runner", "--project",
                    "--setup_file", "--direct_num_workers"):
         assert option in done.stdout, option
+
+
+def _accepted_and_isa(out: Path) -> tuple[set, set]:
+    table = outputs.read_table(str(out), "label_pairs")
+    rows = list(zip(table["parent_label"].to_pylist(), table["child_label"].to_pylist(),
+                    table["accepted"].to_pylist(), table["isa"].to_pylist(), strict=True))
+    return {(p, c) for p, c, a, _ in rows if a}, {(p, c) for p, c, _, i in rows if i}
+
+
+def test_isa_guard_blocks_subcategory_pairs(tmp_path):
+    # Without the duplicate rule, Desk boxes (a Subcategory of Table in the synthetic
+    # hierarchy) that nearly coincide with Tables would pass both thresholds.
+    root = tmp_path / "in"
+    synth.write_synthetic_dataset(str(root))
+    common = ["--input", str(root), "--skip_images", "--duplicate_iou", "2"]
+    run_ok(*common, "--output", str(tmp_path / "on"))
+    run_ok(*common, "--output", str(tmp_path / "off"), "--isa_guard", "off")
+    accepted_on, isa_on = _accepted_and_isa(tmp_path / "on")
+    accepted_off, isa_off = _accepted_and_isa(tmp_path / "off")
+    desk_table = ("/m/syn_desk", "/m/syn_table")
+    assert desk_table in accepted_off and desk_table not in accepted_on
+    assert desk_table in isa_on and not isa_off
+    assert accepted_on == accepted_off - isa_on
+    record = outputs.read_run_record(str(tmp_path / "on"))
+    assert list(desk_table) in record["official_hierarchy"]["isa_blocked"]
