@@ -1,0 +1,96 @@
+"""Integer label codes for evaluation, read off the label tree in depth-first order.
+
+Holds the tree relations the metrics need as arrays: down(L) as a matrix, depths, ancestors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from hierdata.trees import ROOT, down_sets
+
+
+def depth_first_labels(tree: nx.DiGraph) -> list[str]:
+    """The tree's labels (ROOT excluded) in depth-first preorder, siblings by label id.
+
+    Every label is followed by its whole subtree, so labels close in this order are close in
+    the tree: the order of the OT bins (see metrics.label_ot_distances).
+    """
+    root = tree.graph.get("root", ROOT)
+    order = list(nx.dfs_preorder_nodes(tree, root, sort_neighbors=sorted))
+    return [label for label in order if label != root]
+
+
+@dataclass(frozen=True)
+class LabelIndex:
+    """Label codes 0..L-1 in depth_first_labels order, and the tree relations between them.
+
+    Attributes:
+        labels: (L,) label ids; code i is labels[i].
+        descendants: (L, L) bool, ``[i, j]`` True iff labels[j] is in down(labels[i]) (the
+            label itself included), DESIGN "Ground truth".
+        depth: (L,) int, 1 for the children of ROOT.
+    """
+
+    labels: tuple[str, ...]
+    descendants: np.ndarray
+    depth: np.ndarray
+
+    @classmethod
+    def from_tree(cls, tree: nx.DiGraph) -> LabelIndex:
+        """Codes and relations of every label of a hierdata.trees label tree."""
+        labels = tuple(depth_first_labels(tree))
+        code = {label: i for i, label in enumerate(labels)}
+        descendants = np.zeros((len(labels), len(labels)), dtype=bool)
+        for label, below in down_sets(tree).items():
+            descendants[code[label], [code[b] for b in below]] = True
+        # A label's ancestors-or-self below ROOT are one per depth 1..depth(label).
+        return cls(labels, descendants, descendants.sum(0))
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    def encode(self, labels: Iterable[str]) -> np.ndarray:
+        """(N,) int64 codes; a label missing from the tree raises KeyError naming it."""
+        code = {label: i for i, label in enumerate(self.labels)}
+        try:
+            return np.fromiter((code[label] for label in labels), dtype=np.int64)
+        except KeyError as error:
+            raise KeyError(f"label {error.args[0]!r} is not in the label tree") from None
+
+    def multi_hot(self, label_sets: Sequence[Iterable[str]]) -> np.ndarray:
+        """(N, L) bool, row n True at the codes of label_sets[n] (e.g. an image's box labels)."""
+        rows = [self.encode(labels) for labels in label_sets]
+        out = np.zeros((len(rows), self.size), dtype=bool)
+        out[np.repeat(np.arange(len(rows)), [len(r) for r in rows]), np.concatenate(
+            rows or [np.zeros(0, np.int64)])] = True
+        return out
+
+    def accepted(self, multi_hot: np.ndarray) -> np.ndarray:
+        """(N, L) bool down(labels) per row: the labels a correct child may carry.
+
+        DESIGN "Ground truth": a child crop of label y is correct for parent image I when
+        ``y in down(labels(I))``.
+        """
+        return (multi_hot.astype(np.int32) @ self.descendants.astype(np.int32)) > 0
+
+    def at_depth(self, codes: np.ndarray, depth: int) -> np.ndarray:
+        """Each label's ancestor at ``depth`` (itself when it is no deeper), same shape."""
+        ancestor = self.descendants & (self.depth == depth)[:, None]
+        mapped = np.where(ancestor.any(0), ancestor.argmax(0), np.arange(self.size))
+        return mapped[codes]
+
+    def tree_distance(self) -> np.ndarray:
+        """(L, L) int edges on the tree path between two labels.
+
+        ``depth(a) + depth(b) - 2 depth(lca)``, where depth(lca) is the number of shared
+        ancestors-or-self below ROOT (they form one chain), so the lca comes from one matmul.
+        """
+        ancestors = self.descendants.T.astype(np.int64)
+        shared = ancestors @ ancestors.T
+        return self.depth[:, None] + self.depth[None, :] - 2 * shared
