@@ -68,7 +68,10 @@ def _most_granular_parent(dag: nx.DiGraph, label: str) -> str:
     strongest edge wins: highest proportion, then frequency, then label ids (see _weakness).
     """
     parents = list(dag.predecessors(label))
-    granular = [p for p in parents if not any(nx.has_path(dag, p, q) for q in parents if q != p)]
+    # One ancestor set per parent instead of a path search per pair of parents: with 600
+    # labels and many multi-parent children the pairwise searches dominated the build.
+    above = set().union(*(nx.ancestors(dag, p) for p in parents))
+    granular = [p for p in parents if p not in above]
     return min(granular, key=lambda p: _weakness(p, label, dag.edges[p, label]))
 
 
