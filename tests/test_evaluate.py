@@ -1,0 +1,305 @@
+"""Tests for training.evaluate, training.embed, training.eval_queries and training.eval_report:
+the crop table and query rules on hand-made inputs, then end to end on small demo outputs.
+
+Module fixture: the pipeline on 120/20/20 synthetic images (low thresholds) and 5 CPU training
+steps of a tiny ViT; evaluation runs on the 120-image train split (enough candidates for Top-100).
+"""
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from training import embed
+from training.embed import CROPS, crop_rows, shard_fingerprint
+from training.eval_queries import build_eval_set
+from training.evaluate import EvalConfig, evaluate, main, parse_top_k, pr_area
+from training.labels import LabelIndex
+from training.train import main as train_main
+
+SHARDS = "train-{000000..000002}.tar"
+KNN_COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def _box(key: str, box_id: int, label: str, area: float, parent: str = "img") -> dict:
+    """A full-height box of width ``area`` (normalised), so its area fraction is ``area``."""
+    return {"key": key, "box_id": box_id, "label": label, "xmin": 0.0, "xmax": area,
+            "ymin": 0.0, "ymax": 1.0, "is_group_of": 0, "tree_parent": parent}
+
+
+def test_crop_rows_embed_image_and_boxes_but_never_cross_image_copies():
+    metadata = {
+        "image_id": "im1", "split": "validation", "labels": ["car", "wheel"],
+        "boxes": [_box("b000", 0, "car", 0.64), _box("b001", 1, "wheel", 0.09, parent="b000")],
+        "cross": [{"key": "x000", "label": "wheel", "source_image_id": "im2",
+                   "source_box_id": 4}],
+        "pairs": [],
+    }
+    rows = crop_rows(metadata, "s.tar")
+    assert [r["key"] for r in rows] == ["img", "b000", "b001"]
+    assert [r["image_depth"] for r in rows] == [0, 1, 2]
+    assert [r["area_fraction"] for r in rows] == pytest.approx([1.0, 0.64, 0.09])
+    assert rows[0]["labels"] == ["car", "wheel"] and rows[2]["labels"] == ["wheel"]
+    assert pa.Table.from_pylist(rows, schema=CROPS).num_rows == 3
+
+
+def _tree_index() -> LabelIndex:
+    import networkx as nx
+
+    tree = nx.DiGraph(root="scene")
+    tree.add_edges_from([("scene", "car"), ("car", "wheel"), ("scene", "house")])
+    return LabelIndex.from_tree(tree)
+
+
+def _crops(areas: list[float], labels: list[str]) -> pa.Table:
+    """Image "a" with one box per area and label, then image "b" with one large house box."""
+    boxes = [_box(f"b{i:03d}", i, label, area) for i, (area, label) in
+             enumerate(zip(areas, labels, strict=True))]
+    rows = crop_rows({"image_id": "a", "split": "s", "labels": sorted(set(labels)),
+                      "boxes": boxes, "cross": [], "pairs": []}, "s.tar")
+    rows += crop_rows({"image_id": "b", "split": "s", "labels": ["house"],
+                       "boxes": [_box("b000", 0, "house", 0.5)], "cross": [], "pairs": []},
+                      "s.tar")
+    return pa.Table.from_pylist(rows, schema=CROPS)
+
+
+def test_children_are_boxes_covering_5_to_30_percent_inclusive():
+    areas = [0.04, 0.05, 0.09, 0.30, 0.36]  # 0.05 and 0.30 are inside
+    ev = build_eval_set(_crops(areas, ["wheel", "wheel", "car", "wheel", "car"]), _tree_index())
+    assert ev.children.tolist() == [2, 3, 4]  # crop rows: 0 is image a, then b000..b004
+    assert ev.child_parent.tolist() == [0, 0, 0]  # all cut from image a (parent index 0)
+    assert ev.parents.tolist() == [0, 6]
+    assert ev.depth.tolist() == [0, 2, 2, 1, 2, 1, 0, 1]  # images 0, car 1, wheel 2, house 1
+    # Same-class parent -> child queries: (image a, wheel), (image a, car), deduplicated.
+    pairs = ev.same_class_pairs()
+    assert sorted(zip(*(p.tolist() for p in pairs), strict=True)) == [(0, 0), (0, 1)]
+
+
+def test_labels_missing_from_the_tree_are_left_out_and_counted():
+    ev = build_eval_set(_crops([0.3, 0.3], ["wheel", "ghost"]), _tree_index())
+    assert ev.unknown_labels == ["ghost"]
+    assert ev.counts()["boxes_with_labels_not_in_tree"] == 1
+    assert ev.children.tolist() == [1]  # the ghost box is neither child nor clustered
+    assert ev.labels.labels == ("car", "wheel", "house")  # depth-first codes
+    assert ev.parent_labels[0].tolist() == [False, True, False]  # image a: wheel (ghost dropped)
+
+
+def test_query_subsets_are_seeded_and_capped():
+    crops = _crops([0.3] * 12, ["wheel"] * 12)
+    first = build_eval_set(crops, _tree_index(), max_queries=5, seed=3)
+    again = build_eval_set(crops, _tree_index(), max_queries=5, seed=3)
+    other = build_eval_set(crops, _tree_index(), max_queries=5, seed=4)
+    assert len(first.child_queries) == 5 and len(first.children) == 12
+    assert first.child_queries.tolist() == again.child_queries.tolist()
+    assert first.child_queries.tolist() != other.child_queries.tolist()
+    assert first.parent_queries.tolist() == [0, 1]  # 2 images <= 5: all of them
+
+
+def test_top_k_option_parses_counts_and_fractions():
+    assert parse_top_k("10, 50,0.05") == [10, 50, 0.05]
+
+
+def test_pr_area_of_a_perfect_then_flat_curve():
+    curve = {"recall": np.array([1.0, 0.5, 0.0]), "precision": np.array([0.5, 1.0, np.nan])}
+    assert pr_area(curve) == pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
+
+
+def test_shard_fingerprint_is_the_marker_sha256(tmp_path):
+    (tmp_path / "s-000000.tar").write_bytes(b"x")
+    (tmp_path / "s-000000.json").write_text(json.dumps({"sha256": "abc"}))
+    assert shard_fingerprint(str(tmp_path / "s-000000.tar")) == "sha256:abc"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> dict:
+    from tests.test_data import build_tiny_shards  # runs the Beam pipeline (~15 s)
+
+    root = tmp_path_factory.mktemp("eval_demo")
+    shard_dir = build_tiny_shards(root)
+    train_out = root / "train_out"
+    argv = [f"--shards={shard_dir / SHARDS}", f"--output={train_out}", "--encoder=tiny-vit",
+            "--batch_pairs=32", "--num_workers=0", "--lr=1e-3", "--warmup_steps=2",
+            "--max_steps=5", "--device=cpu"]
+    assert train_main(argv) == 0
+    return {"shards": str(shard_dir / SHARDS), "shard_dir": shard_dir,
+            "trees": str(root / "output" / "trees"),
+            "checkpoint": str(train_out / "encoder.safetensors"), "root": root}
+
+
+def _knn_folder(root: Path) -> Path:
+    """train/ 4 and val/ 2 noisy solid-colour images per class."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2)):
+        for name, colour in KNN_COLOURS.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(np.array(colour) + rng.normal(0, 12, (40, 48, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(root / split / name / f"{i}.png")
+    return root
+
+
+def _config(demo: dict, output: Path, **overrides) -> EvalConfig:
+    options = {"shards": demo["shards"], "trees": demo["trees"], "output": str(output),
+               "checkpoint": demo["checkpoint"], "max_queries": 60, "progress": False,
+               "device": "cpu", "workers": 2}
+    return EvalConfig(**{**options, **overrides})
+
+
+@pytest.fixture(scope="module")
+def tuned(demo) -> tuple[Path, dict]:
+    output = demo["root"] / "eval_tuned"
+    knn = _knn_folder(demo["root"] / "knn")
+    return output, evaluate(_config(demo, output, knn_folder=str(knn)))
+
+
+def test_end_to_end_report_files_exist(tuned):
+    output, _ = tuned
+    for name in ("report.json", "report.md", "plots/pr_curves.png",
+                 "plots/retrieval_grid.png", "plots/radius_by_depth.png"):
+        assert (output / name).is_file(), name
+    assert (output / "plots" / "pr_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((output / "report.json").read_text())  # strict JSON: no NaN
+    assert saved["model"]["kind"] == "tuned" and saved["model"]["geometry"] == "lorentz"
+    text = (output / "report.md").read_text()
+    assert "| parent → child | angle |" in text and "## kNN classification" in text
+
+
+def test_every_unique_crop_is_embedded_once_without_cross_image_copies(tuned, demo):
+    _, report = tuned
+    entries = []
+    for path in sorted(demo["shard_dir"].glob("train-*.tar")):
+        with tarfile.open(path) as tar:
+            entries += tar.getnames()
+    own = [n for n in entries if n.endswith(".img.jpg") or (".b" in n and n.endswith(".jpg"))]
+    assert any(".x" in n for n in entries)  # the fixture does carry cross-image crops
+    assert report["embedding"]["crops"] == len(own) == len(set(own))
+    assert report["data"]["images"] == 120
+    assert report["embedding"]["crops"] == 120 + report["data"]["boxes"]
+
+
+def test_same_class_topk_is_monotone_in_k_and_both_directions_every_score(tuned):
+    _, report = tuned
+    seen = {(r["direction"], r["score"]) for r in report["same_class"]}
+    assert seen == {(d, s) for d in ("parent_to_child", "child_to_parent")
+                    for s in ("angle", "distance", "cosine")}
+    for row in report["same_class"]:
+        values = [row[f"top_{k}"] for k in (5, 10, 50, 100) if f"top_{k}" in row]
+        assert all(0 <= v <= 1 for v in values)
+        assert values == sorted(values) and len(values) == 4
+        assert row["top_100"] >= row["top_5"]
+
+
+def test_hierarchical_precision_recall_in_unit_range_and_recall_grows_with_k(tuned):
+    _, report = tuned
+    assert report["data"]["parent_queries"] == 60 and report["data"]["child_queries"] == 60
+    for direction in ("parent_to_child", "child_to_parent"):
+        rows = [r for r in report["hierarchical"]
+                if r["direction"] == direction and r["score"] == "angle"]
+        assert [r["k"] for r in rows] == [10, 50, 100, 0.05, 0.2]
+        for row in rows:
+            assert 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1
+            assert (row["ot"] is None) == (direction == "child_to_parent")
+        by_count = sorted(rows, key=lambda r: r["count"])
+        recalls = [r["recall"] for r in by_count]
+        assert recalls == sorted(recalls)
+    assert 0 < report["chance_precision"]["parent_to_child"] < 1
+
+
+def test_pr_curves_clustering_radial_and_knn_values_are_sane(tuned):
+    _, report = tuned
+    curves = {(c["direction"], c["score"]) for c in report["pr_curves"]}
+    assert ("parent_to_child", "angle") in curves and ("child_to_parent", "cosine") in curves
+    for curve in report["pr_curves"]:
+        precision = np.array(curve["precision"], dtype=float)
+        assert np.nanmin(precision) >= 0 and np.nanmax(precision) <= 1
+        assert 0 <= curve["area"] <= 1
+    assert [c["depth"] for c in report["clustering"]] == list(
+        range(1, len(report["clustering"]) + 1))
+    assert all(c["ami"] <= 1 and 0 < c["purity"] <= 1 for c in report["clustering"])
+    radial = report["radial"]["all_crops"]
+    assert -1 <= radial["kendall_tau"] <= 1
+    assert radial["per_depth"][0]["depth"] == 0 and radial["per_depth"][0]["items"] == 120
+    assert report["knn"]["classes"] == 3 and report["knn"]["val_images"] == 6
+    assert 0 <= report["knn"]["accuracy"] <= 1
+
+
+def test_second_evaluation_reads_the_cache_and_never_calls_the_encoder(demo, tmp_path,
+                                                                        monkeypatch):
+    calls = []
+    original = embed.EmbeddingModel.embed_pixels
+
+    def counting(self, pixels):
+        calls.append(len(pixels))
+        return original(self, pixels)
+
+    monkeypatch.setattr(embed.EmbeddingModel, "embed_pixels", counting)
+    cache = str(tmp_path / "cache")
+    first = evaluate(_config(demo, tmp_path / "one", cache_dir=cache, grid_queries=0))
+    embedded = sum(calls)
+    assert embedded == first["embedding"]["crops"] and not first["embedding"]["cache_hit"]
+    second = evaluate(_config(demo, tmp_path / "two", cache_dir=cache, grid_queries=0))
+    assert sum(calls) == embedded  # no encoder call the second time
+    assert first["plots"] == ["pr_curves.png", "radius_by_depth.png"]  # grid_queries=0: no grid
+    assert "## Retrieval grid" not in (tmp_path / "one" / "report.md").read_text()
+    assert second["embedding"]["cache_hit"] and second["embedding"]["key"] == \
+        first["embedding"]["key"]
+    assert second["same_class"] == first["same_class"]
+    meta = json.loads((tmp_path / "cache" / first["embedding"]["key"] / "meta.json").read_text())
+    assert meta["fingerprint"].startswith("checkpoint:") and meta["curv"] > 0
+
+
+def test_zero_shot_scores_by_cosine_only(demo, tmp_path):
+    report = evaluate(_config(demo, tmp_path, checkpoint=None, zero_shot=True,
+                              encoder="tiny-vit", grid_queries=1, grid_items=3))
+    assert report["model"]["kind"] == "zero-shot" and report["model"]["scores"] == ["cosine"]
+    assert {r["score"] for r in report["same_class"] + report["hierarchical"]} == {"cosine"}
+    thresholds = report["pr_curves"][0]["thresholds"]
+    assert thresholds[0] == -1 and thresholds[-1] == 1  # cosine thresholds, not angles
+    assert report["embedding"]["dim"] == 128  # tiny-vit's pooled feature (hidden size)
+    assert (tmp_path / "plots" / "retrieval_grid.png").is_file()
+
+
+def test_knn_separates_solid_colour_classes(demo, tmp_path):
+    knn = _knn_folder(tmp_path / "folder")
+    report = evaluate(_config(demo, tmp_path / "out", checkpoint=None, zero_shot=True,
+                              knn_folder=str(knn), knn_k=3, grid_queries=0))
+    assert report["knn"]["train_images"] == 12 and report["knn"]["k"] == 3
+    assert report["knn"]["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("argv_tail", [
+    [],  # neither --checkpoint nor --zero-shot
+    ["--checkpoint", "/nonexistent/encoder.safetensors"],
+    ["--zero-shot", "--encoder", "no-such-encoder"],
+    ["--zero-shot", "--min_child_area", "0.5", "--max_child_area", "0.1"],
+])
+def test_user_errors_exit_2_with_one_line(demo, tmp_path, capsys, argv_tail):
+    argv = ["--shards", demo["shards"], "--trees", demo["trees"], "--output", str(tmp_path),
+            "--progress", "false", *argv_tail]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_missing_trees_exit_2(demo, tmp_path, capsys):
+    argv = ["--shards", demo["shards"], "--trees", str(tmp_path / "none"), "--output",
+            str(tmp_path), "--zero-shot"]
+    assert main(argv) == 2
+    assert "label_tree.json" in capsys.readouterr().err
+
+
+def test_hhot_without_pot_is_a_clear_user_error(demo, tmp_path, capsys):
+    try:
+        import ot  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("POT is installed: HHOT runs instead of failing")
+    argv = ["--shards", demo["shards"], "--trees", demo["trees"], "--output", str(tmp_path),
+            "--zero-shot", "--hhot", "--progress", "false", "--grid_queries", "0"]
+    assert main(argv) == 2
+    assert "pip install pot" in capsys.readouterr().err
