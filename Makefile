@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/python -m pipelines.build_hier_openimages --output demo_out
 	$(BIN)/python -m hierdata.audit demo_out
-	@echo "demo outputs in ./demo_out: tables/ trees/ shards/ run.json report/index.html"
+	$(BIN)/python -m training.experiment --output demo_out
+	@echo "demo outputs in ./demo_out: tables/ trees/ shards/ run.json report/index.html experiment/results.md"
 
 test: install
 	$(BIN)/python -m ruff check .
