@@ -56,15 +56,24 @@ def cosine_plain(queries: torch.Tensor, gallery: torch.Tensor, k: int) -> torch.
     """The reference: normalise, then one matmul and topk per chunk of queries."""
     queries = torch.nn.functional.normalize(queries, dim=1)
     gallery = torch.nn.functional.normalize(gallery, dim=1)
-    return torch.cat([(queries[i : i + QUERY_CHUNK] @ gallery.T).topk(k, dim=1).indices
-                      for i in range(0, len(queries), QUERY_CHUNK)])
+    return torch.cat(
+        [
+            (queries[i : i + QUERY_CHUNK] @ gallery.T).topk(k, dim=1).indices
+            for i in range(0, len(queries), QUERY_CHUNK)
+        ]
+    )
 
 
 def naive_angle(queries: torch.Tensor, gallery: torch.Tensor, k: int) -> torch.Tensor:
     """geometry.pairwise_exterior_angle per chunk, then topk: every angle evaluated in full."""
-    return torch.cat([(math.pi - pairwise_exterior_angle(queries[i : i + QUERY_CHUNK], gallery,
-                                                         CURV)).topk(k, dim=1).indices
-                      for i in range(0, len(queries), QUERY_CHUNK)])
+    return torch.cat(
+        [
+            (math.pi - pairwise_exterior_angle(queries[i : i + QUERY_CHUNK], gallery, CURV))
+            .topk(k, dim=1)
+            .indices
+            for i in range(0, len(queries), QUERY_CHUNK)
+        ]
+    )
 
 
 def agreement(queries: torch.Tensor, gallery: torch.Tensor, k: int, method: str) -> float:
@@ -96,15 +105,32 @@ def worker(method: str, n_queries: int, n_gallery: int, dim: int, k: int) -> dic
         topk_scores(queries, gallery, k, *METHODS[method], query_chunk=QUERY_CHUNK)
     seconds = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"method": method, "seconds": seconds, "peak_extra_mb": (peak_kb - before_kb) / 1024,
-            "inputs_mb": (queries.nbytes + gallery.nbytes) / 2**20,
-            "agreement": agreement(queries, gallery, k, method)}
+    return {
+        "method": method,
+        "seconds": seconds,
+        "peak_extra_mb": (peak_kb - before_kb) / 1024,
+        "inputs_mb": (queries.nbytes + gallery.nbytes) / 2**20,
+        "agreement": agreement(queries, gallery, k, method),
+    }
 
 
 def run_worker(method: str, args: argparse.Namespace, n_queries: int) -> dict:
-    command = [sys.executable, __file__, "--worker", method, "--queries", str(n_queries),
-               "--gallery", str(args.gallery), "--dim", str(args.dim), "--k", str(args.k),
-               "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        method,
+        "--queries",
+        str(n_queries),
+        "--gallery",
+        str(args.gallery),
+        "--dim",
+        str(args.dim),
+        "--k",
+        str(args.k),
+        "--threads",
+        str(args.threads),
+    ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -116,13 +142,24 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per method")
-    parser.add_argument("--methods", default=",".join([BASELINE, *METHODS]),
-                        help=f"comma list of {BASELINE}, naive_angle_p2c, {', '.join(METHODS)}")
-    parser.add_argument("--naive_queries", type=int, default=1024,
-                        help="queries for naive_angle_p2c (its time is scaled to --queries)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch CPU threads; 1 gives stable timings on a shared machine, "
-                        "where OpenMP barriers stall whenever another process holds a core")
+    parser.add_argument(
+        "--methods",
+        default=",".join([BASELINE, *METHODS]),
+        help=f"comma list of {BASELINE}, naive_angle_p2c, {', '.join(METHODS)}",
+    )
+    parser.add_argument(
+        "--naive_queries",
+        type=int,
+        default=1024,
+        help="queries for naive_angle_p2c (its time is scaled to --queries)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch CPU threads; 1 gives stable timings on a shared machine, "
+        "where OpenMP barriers stall whenever another process holds a core",
+    )
     parser.add_argument("--out", type=Path, help="also write the runs as JSON here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -144,18 +181,24 @@ def main() -> None:
 
     base_runs = [r["seconds"] for r in runs.get(BASELINE, [])] or [float("nan")]
     base, base_median = min(base_runs), statistics.median(base_runs)
-    print(f"\n{args.queries} queries x {args.gallery} candidates x {args.dim} dims, top-{args.k}, "
-          f"CPU threads {torch.get_num_threads()}, query chunk {QUERY_CHUNK}, "
-          f"best of {args.rounds} interleaved rounds\n")
-    print("| method | best s | median s | x plain cosine (best) | x plain cosine (median) "
-          "| peak extra MB | top-k set recall vs float64 |")
+    print(
+        f"\n{args.queries} queries x {args.gallery} candidates x {args.dim} dims, top-{args.k}, "
+        f"CPU threads {torch.get_num_threads()}, query chunk {QUERY_CHUNK}, "
+        f"best of {args.rounds} interleaved rounds\n"
+    )
+    print(
+        "| method | best s | median s | x plain cosine (best) | x plain cosine (median) "
+        "| peak extra MB | top-k set recall vs float64 |"
+    )
     print("|---|---|---|---|---|---|---|")
     for method, method_runs in runs.items():
         seconds = [r["seconds"] for r in method_runs]
-        print(f"| {method} | {min(seconds):.2f} | {statistics.median(seconds):.2f} "
-              f"| {min(seconds) / base:.2f} | {statistics.median(seconds) / base_median:.2f} "
-              f"| {max(r['peak_extra_mb'] for r in method_runs):.0f} "
-              f"| {method_runs[0]['agreement']:.4f} |")
+        print(
+            f"| {method} | {min(seconds):.2f} | {statistics.median(seconds):.2f} "
+            f"| {min(seconds) / base:.2f} | {statistics.median(seconds) / base_median:.2f} "
+            f"| {max(r['peak_extra_mb'] for r in method_runs):.0f} "
+            f"| {method_runs[0]['agreement']:.4f} |"
+        )
     if args.out:
         args.out.write_text(json.dumps(runs, indent=2))
 

@@ -183,8 +183,12 @@ def _reservoirs_of_sorted(table: pa.Table) -> list[Reservoir]:
     splits, labels = splits.to_pylist(), labels.to_pylist()
     return [
         Reservoir(
-            splits[split_rank[a]], labels[label_rank[a]], arrays["priority"][a:b], image_id[a:b],
-            arrays["box_id"][a:b], *(arrays[n][a:b] for n in _COORDS),
+            splits[split_rank[a]],
+            labels[label_rank[a]],
+            arrays["priority"][a:b],
+            image_id[a:b],
+            arrays["box_id"][a:b],
+            *(arrays[n][a:b] for n in _COORDS),
         )
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
@@ -202,8 +206,9 @@ def bucket_reservoirs(boxes: pa.Table, pool: int, seed: int) -> list[Reservoir]:
         One Reservoir per (split, label) with an eligible box, sorted by (split, label).
     """
     _check_count("pool", pool)
-    _require_columns(boxes, ["is_group_of", "kept", *RESERVOIRS.names[:2], *RESERVOIRS.names[3:]],
-                     "boxes")
+    _require_columns(
+        boxes, ["is_group_of", "kept", *RESERVOIRS.names[:2], *RESERVOIRS.names[3:]], "boxes"
+    )
     eligible = pc.and_(boxes.column("kept"), pc.not_equal(boxes.column("is_group_of"), 1))
     table = boxes.filter(eligible).select(RESERVOIRS.names[:2] + RESERVOIRS.names[3:])
     table = table.combine_chunks()

@@ -15,8 +15,19 @@ from hierdata.errors import RejectBoundExceeded
 from hierdata.io import filesystem
 
 FINGERPRINT_BYTES = 1 << 20
-_PACKAGES = ("hier-openimages", "apache-beam", "pyarrow", "numpy", "polars", "pandas", "fsspec",
-             "gcsfs", "pillow", "networkx", "shapely")
+_PACKAGES = (
+    "hier-openimages",
+    "apache-beam",
+    "pyarrow",
+    "numpy",
+    "polars",
+    "pandas",
+    "fsspec",
+    "gcsfs",
+    "pillow",
+    "networkx",
+    "shapely",
+)
 
 
 def fingerprint(url: str) -> dict:
@@ -29,8 +40,11 @@ def fingerprint(url: str) -> dict:
     info = fs.info(path)
     with fs.open(path, "rb") as handle:
         head = handle.read(FINGERPRINT_BYTES)
-    record = {"url": url, "size": int(info.get("size") or 0),
-              "sha256_first_mib": hashlib.sha256(head).hexdigest()}
+    record = {
+        "url": url,
+        "size": int(info.get("size") or 0),
+        "sha256_first_mib": hashlib.sha256(head).hexdigest(),
+    }
     for key in ("md5Hash", "etag", "ETag", "crc32c", "mtime", "updated"):
         if info.get(key) is not None:
             record[key] = str(info[key])
@@ -88,7 +102,8 @@ def check_reject_bound(counts: Mapping, max_reject_fraction: float) -> None:
     raise RejectBoundExceeded(
         f"{rejected} of {lines} input rows rejected ({rejected / lines:.2%} > "
         f"--max_reject_fraction {max_reject_fraction:.2%}); worst reasons: {reasons}; "
-        f"see tables/rejects")
+        f"see tables/rejects"
+    )
 
 
 def time_since(epoch: float) -> float:

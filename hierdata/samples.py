@@ -41,8 +41,9 @@ def _rows_by_image(table: pa.Table) -> dict[tuple[str, str], list[dict]]:
     return grouped
 
 
-def plan_samples(boxes: pa.Table, pairs: pa.Table, image_trees: pa.Table,
-                 cross_pairs: pa.Table) -> Iterator[SamplePlan]:
+def plan_samples(
+    boxes: pa.Table, pairs: pa.Table, image_trees: pa.Table, cross_pairs: pa.Table
+) -> Iterator[SamplePlan]:
     """Per image with kept boxes: its boxes, pairs, tree and cross-image entries.
 
     Args:
@@ -55,42 +56,66 @@ def plan_samples(boxes: pa.Table, pairs: pa.Table, image_trees: pa.Table,
         boxes here (add_requests adds what other images ask of it).
     """
     kept = boxes.filter(boxes.column("kept")).sort_by(
-        [("split", "ascending"), ("image_id", "ascending"), ("box_id", "ascending")])
-    tree_parent = {(r["split"], r["image_id"], r["box_id"]): r["parent_box"]
-                   for r in image_trees.select(["split", "image_id", "box_id", "parent_box"])
-                   .to_pylist()}
-    pairs_of = _rows_by_image(pairs.select(["split", "image_id", "kind", "parent_box",
-                                            "child_box"]))
+        [("split", "ascending"), ("image_id", "ascending"), ("box_id", "ascending")]
+    )
+    tree_parent = {
+        (r["split"], r["image_id"], r["box_id"]): r["parent_box"]
+        for r in image_trees.select(["split", "image_id", "box_id", "parent_box"]).to_pylist()
+    }
+    pairs_of = _rows_by_image(
+        pairs.select(["split", "image_id", "kind", "parent_box", "child_box"])
+    )
     cross_of = _rows_by_image(cross_pairs)
     for (split, image_id), rows in _rows_by_image(kept).items():
         entries = []
         for row in rows:
             parent = tree_parent.get((split, image_id, row["box_id"]), -1)
-            entry = {"key": box_key(row["box_id"]), "box_id": row["box_id"],
-                     "label": row["label"],
-                     "tree_parent": ROOT_KEY if parent < 0 else box_key(parent)}
+            entry = {
+                "key": box_key(row["box_id"]),
+                "box_id": row["box_id"],
+                "label": row["label"],
+                "tree_parent": ROOT_KEY if parent < 0 else box_key(parent),
+            }
             entry.update({name: row[name] for name in (*_COORDS, *_FLAGS)})
             entries.append(entry)
         sample_pairs = [
-            {"parent": ROOT_KEY if p["parent_box"] < 0 else box_key(p["parent_box"]),
-             "child": box_key(p["child_box"]), "kind": p["kind"]}
-            for p in pairs_of.get((split, image_id), [])]
-        cross = [{"key": c["key"], "label": c["label"], "source_image_id": c["source_image_id"],
-                  "source_box_id": c["source_box_id"]}
-                 for c in cross_of.get((split, image_id), [])]
-        sample_pairs += [{"parent": ROOT_KEY, "child": c["key"], "kind": "cross_image"}
-                         for c in cross]
-        metadata = {"image_id": image_id, "split": split,
-                    "labels": sorted({row["label"] for row in rows}),
-                    "boxes": entries, "cross": cross, "pairs": sample_pairs}
+            {
+                "parent": ROOT_KEY if p["parent_box"] < 0 else box_key(p["parent_box"]),
+                "child": box_key(p["child_box"]),
+                "kind": p["kind"],
+            }
+            for p in pairs_of.get((split, image_id), [])
+        ]
+        cross = [
+            {
+                "key": c["key"],
+                "label": c["label"],
+                "source_image_id": c["source_image_id"],
+                "source_box_id": c["source_box_id"],
+            }
+            for c in cross_of.get((split, image_id), [])
+        ]
+        sample_pairs += [
+            {"parent": ROOT_KEY, "child": c["key"], "kind": "cross_image"} for c in cross
+        ]
+        metadata = {
+            "image_id": image_id,
+            "split": split,
+            "labels": sorted({row["label"] for row in rows}),
+            "boxes": entries,
+            "cross": cross,
+            "pairs": sample_pairs,
+        }
         requests = [CropRequest(e["key"], *(e[name] for name in _COORDS)) for e in entries]
         yield SamplePlan(split, image_id, metadata, requests)
 
 
 def crop_requests_by_source(cross_pairs: pa.Table) -> Iterator[tuple[tuple[str, str], tuple]]:
     """((split, source image), (source box, target image, xNNN key)) per cross-image pair."""
-    columns = [cross_pairs.column(name).to_pylist() for name in
-               ("split", "source_image_id", "source_box_id", "image_id", "key")]
+    columns = [
+        cross_pairs.column(name).to_pylist()
+        for name in ("split", "source_image_id", "source_box_id", "image_id", "key")
+    ]
     for split, source, box_id, target, key in zip(*columns, strict=True):
         yield (split, source), (box_id, target, key)
 
@@ -101,13 +126,15 @@ def add_requests(plan: SamplePlan, requests: list[tuple[int, str, str]]) -> None
     own = {request.key for request in plan.requests}
     for box_id, target, key in sorted(requests):
         if box_key(box_id) not in own:
-            raise ValueError(f"{plan.image_id}: cross-image request for box {box_id}, "
-                             "which is not a kept box")
+            raise ValueError(
+                f"{plan.image_id}: cross-image request for box {box_id}, which is not a kept box"
+            )
         plan.deliveries.setdefault(box_key(box_id), []).append((target, key))
 
 
-def finish_sample(metadata: Mapping, size: tuple[int, int], own: Mapping[str, bytes],
-                  cross: Mapping[str, bytes]) -> dict[str, bytes]:
+def finish_sample(
+    metadata: Mapping, size: tuple[int, int], own: Mapping[str, bytes], cross: Mapping[str, bytes]
+) -> dict[str, bytes]:
     """The encoded WebDataset sample of one image.
 
     Args:
@@ -120,8 +147,13 @@ def finish_sample(metadata: Mapping, size: tuple[int, int], own: Mapping[str, by
     """
     keep = [c for c in metadata["cross"] if c["key"] in cross]
     dropped = {c["key"] for c in metadata["cross"]} - {c["key"] for c in keep}
-    final = dict(metadata, width=size[0], height=size[1], cross=keep,
-                 pairs=[p for p in metadata["pairs"] if p["child"] not in dropped])
+    final = dict(
+        metadata,
+        width=size[0],
+        height=size[1],
+        cross=keep,
+        pairs=[p for p in metadata["pairs"] if p["child"] not in dropped],
+    )
     entries = dict(own)
     entries.update({c["key"]: cross[c["key"]] for c in keep})
     return encode_sample(metadata["image_id"], entries, final)

@@ -72,9 +72,11 @@ def plan(opts: HierOpenImagesOptions) -> LaunchPlan:
     inputs = readers.find_inputs(root)
     class_descriptions = opts.class_descriptions or inputs.class_descriptions
     if class_descriptions is None:
-        raise InputError(f"no class descriptions in {root} (looked for "
-                         f"{', '.join(readers.CLASS_DESCRIPTION_NAMES)}); pass "
-                         f"--class_descriptions")
+        raise InputError(
+            f"no class descriptions in {root} (looked for "
+            f"{', '.join(readers.CLASS_DESCRIPTION_NAMES)}); pass "
+            f"--class_descriptions"
+        )
     hierarchy = opts.hierarchy or inputs.hierarchy
     config = resolve(opts, tuple(inputs.bbox), root, class_descriptions, hierarchy)
     return LaunchPlan(config, inputs)
@@ -130,10 +132,11 @@ def print_help() -> None:
     """--help: this pipeline's options first, then every Beam option group."""
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.build_hier_openimages",
-        description=(__doc__ or "").split("\n", 1)[0], add_help=False)
+        description=(__doc__ or "").split("\n", 1)[0],
+        add_help=False,
+    )
     HierOpenImagesOptions._add_argparse_args(parser.add_argument_group("HierOpenImages"))
-    for group in (StandardOptions, DirectOptions, GoogleCloudOptions, WorkerOptions,
-                  SetupOptions):
+    for group in (StandardOptions, DirectOptions, GoogleCloudOptions, WorkerOptions, SetupOptions):
         group._add_argparse_args(parser.add_argument_group(f"Beam {group.__name__}"))
     parser.print_help()
 
@@ -151,8 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # a worker's InputError arrives wrapped by the runner
-        marker = next((line for line in str(err).splitlines()
-                       if "RejectBoundExceeded:" in line or "InputError:" in line), None)
+        marker = next(
+            (
+                line
+                for line in str(err).splitlines()
+                if "RejectBoundExceeded:" in line or "InputError:" in line
+            ),
+            None,
+        )
         if marker is None:
             raise
         print(f"error: {marker.split('Error:', 1)[1].strip()}", file=sys.stderr)

@@ -17,59 +17,133 @@ class HierOpenImagesOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         add = parser.add_argument
-        add("--input", default=None,
+        add(
+            "--input",
+            default=None,
             help="Open Images root (local path or fsspec URL). Default: generate the synthetic "
-                 "demo dataset under OUTPUT/synthetic_input and run on it.")
-        add("--images", default=None,
+            "demo dataset under OUTPUT/synthetic_input and run on it.",
+        )
+        add(
+            "--images",
+            default=None,
             help="Template for image paths, any fsspec URL. "
-                 "Default: {input}/{split}/{image_id}.jpg")
+            "Default: {input}/{split}/{image_id}.jpg",
+        )
         add("--output", default=DEFAULT_OUTPUT, help="Output root: local path or fsspec URL.")
-        add("--splits", default=None,
-            help="Comma list of splits. Default: those found among train, validation, test.")
-        add("--stats_split", default=None,
+        add(
+            "--splits",
+            default=None,
+            help="Comma list of splits. Default: those found among train, validation, test.",
+        )
+        add(
+            "--stats_split",
+            default=None,
             help="Comma list of splits whose pairs decide the label-pair statistics. "
-                 "Default: train if processed, else all processed splits.")
-        add("--class_descriptions", default=None,
-            help="Class descriptions CSV. Default: found in --input by its official name.")
-        add("--hierarchy", default=None,
-            help="bbox_labels_600_hierarchy.json. Default: found in --input when present.")
-        add("--containment", type=float, default=0.8,
+            "Default: train if processed, else all processed splits.",
+        )
+        add(
+            "--class_descriptions",
+            default=None,
+            help="Class descriptions CSV. Default: found in --input by its official name.",
+        )
+        add(
+            "--hierarchy",
+            default=None,
+            help="bbox_labels_600_hierarchy.json. Default: found in --input when present.",
+        )
+        add(
+            "--containment",
+            type=float,
+            default=0.8,
             help="A child box is inside a parent when at least this fraction of the child's area "
-                 "lies in the parent (inclusive).")
-        add("--min_box_area", type=float, default=0.01,
-            help="Boxes covering less than this fraction of the image are dropped before mining.")
-        add("--duplicate_iou", type=float, default=0.9,
+            "lies in the parent (inclusive).",
+        )
+        add(
+            "--min_box_area",
+            type=float,
+            default=0.01,
+            help="Boxes covering less than this fraction of the image are dropped before mining.",
+        )
+        add(
+            "--duplicate_iou",
+            type=float,
+            default=0.9,
             help="Boxes with IoU at or above this are one object under two labels, never a "
-                 "part-of pair; above 1 disables.")
-        add("--min_pair_frequency", type=int, default=50,
-            help="A label pair (P, C) is accepted only with at least this many box pairs.")
-        add("--min_pair_proportion", type=float, default=0.1,
-            help="... and only if at least this fraction of P boxes contain a C box.")
-        add("--cross_image_samples", type=int, default=1,
-            help="Boxes sampled from other images for each (image, label).")
-        add("--cross_image_pool", type=int, default=1000,
-            help="Reservoir size per label from which cross-image samples are drawn.")
+            "part-of pair; above 1 disables.",
+        )
+        add(
+            "--min_pair_frequency",
+            type=int,
+            default=50,
+            help="A label pair (P, C) is accepted only with at least this many box pairs.",
+        )
+        add(
+            "--min_pair_proportion",
+            type=float,
+            default=0.1,
+            help="... and only if at least this fraction of P boxes contain a C box.",
+        )
+        add(
+            "--cross_image_samples",
+            type=int,
+            default=1,
+            help="Boxes sampled from other images for each (image, label).",
+        )
+        add(
+            "--cross_image_pool",
+            type=int,
+            default=1000,
+            help="Reservoir size per label from which cross-image samples are drawn.",
+        )
         add("--seed", type=int, default=0, help="Every random choice derives from it.")
-        add("--crop_size", type=int, default=256,
-            help="Longest side of every stored image and crop (never upscaled).")
+        add(
+            "--crop_size",
+            type=int,
+            default=256,
+            help="Longest side of every stored image and crop (never upscaled).",
+        )
         add("--jpeg_quality", type=int, default=90)
         add("--samples_per_shard", type=int, default=1000)
-        add("--isa_guard", choices=("auto", "on", "off"), default="auto",
+        add(
+            "--isa_guard",
+            choices=("auto", "on", "off"),
+            default="auto",
             help="Never accept label pairs related by Subcategory in the hierarchy JSON "
-                 "(is-a, not part-of). auto: on when the hierarchy file is present.")
-        add("--skip_images", action="store_true", default=False,
-            help="Run the annotation stages only (tables, no shards).")
-        add("--max_reject_fraction", type=float, default=0.01,
+            "(is-a, not part-of). auto: on when the hierarchy file is present.",
+        )
+        add(
+            "--skip_images",
+            action="store_true",
+            default=False,
+            help="Run the annotation stages only (tables, no shards).",
+        )
+        add(
+            "--max_reject_fraction",
+            type=float,
+            default=0.01,
             help="Fail the run, naming the worst reasons, when more input rows than this "
-                 "fraction are rejected.")
-        add("--chunk_mib", type=float, default=64.0,
+            "fraction are rejected.",
+        )
+        add(
+            "--chunk_mib",
+            type=float,
+            default=64.0,
             help="Annotation CSVs are read in byte ranges of this size; no worker loads a "
-                 "whole file.")
-        add("--bucket_mib", type=float, default=4.0,
+            "whole file.",
+        )
+        add(
+            "--bucket_mib",
+            type=float,
+            default=4.0,
             help="Images are grouped into hash buckets of about this much CSV each; a bucket "
-                 "is one shuffle element group, mined in one vectorised call.")
-        add("--local_workers", type=int, default=1,
-            help="Local runs only: worker processes for the FnApiRunner (multi_processing).")
+            "is one shuffle element group, mined in one vectorised call.",
+        )
+        add(
+            "--local_workers",
+            type=int,
+            default=1,
+            help="Local runs only: worker processes for the FnApiRunner (multi_processing).",
+        )
 
 
 @dataclass(frozen=True)
@@ -132,8 +206,13 @@ def check_ranges(opts: HierOpenImagesOptions) -> None:
             raise InputError(message)
 
 
-def resolve(opts: HierOpenImagesOptions, found_splits: tuple[str, ...], input_root: str,
-            class_descriptions: str | None, hierarchy: str | None) -> MiningConfig:
+def resolve(
+    opts: HierOpenImagesOptions,
+    found_splits: tuple[str, ...],
+    input_root: str,
+    class_descriptions: str | None,
+    hierarchy: str | None,
+) -> MiningConfig:
     """Fill the defaults that depend on the input (splits, stats split, file names)."""
     check_ranges(opts)
     splits = _comma_list(opts.splits) or found_splits
@@ -141,15 +220,20 @@ def resolve(opts: HierOpenImagesOptions, found_splits: tuple[str, ...], input_ro
     if missing:
         raise InputError(
             f"--splits names {', '.join(missing)} but {input_root} has bbox files only for "
-            f"{', '.join(found_splits) or 'no split'}")
+            f"{', '.join(found_splits) or 'no split'}"
+        )
     if opts.isa_guard == "on" and not hierarchy:
-        raise InputError("--isa_guard on needs a hierarchy JSON (--hierarchy or "
-                         "bbox_labels_600_hierarchy.json in --input)")
+        raise InputError(
+            "--isa_guard on needs a hierarchy JSON (--hierarchy or "
+            "bbox_labels_600_hierarchy.json in --input)"
+        )
     stats_splits = _comma_list(opts.stats_split) or (("train",) if "train" in splits else splits)
     outside = [s for s in stats_splits if s not in splits]
     if outside:
-        raise InputError(f"--stats_split {', '.join(outside)} is not among the processed splits "
-                         f"({', '.join(splits)})")
+        raise InputError(
+            f"--stats_split {', '.join(outside)} is not among the processed splits "
+            f"({', '.join(splits)})"
+        )
     return MiningConfig(
         output=opts.output,
         input=input_root,

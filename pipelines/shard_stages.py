@@ -79,8 +79,9 @@ class FinishBucket(beam.DoFn):
         box_box = stats.filter_accepted(mined["candidates"], accepted).cast(PAIRS)
         pairs = pa.concat_tables([image_box.cast(PAIRS), box_box])
         image_trees = trees.image_trees(boxes, box_box)
-        cross = cross_image.sample_cross_image(boxes, self._lookup(reservoir_table),
-                                               self._samples, self._seed)
+        cross = cross_image.sample_cross_image(
+            boxes, self._lookup(reservoir_table), self._samples, self._seed
+        )
         _counter("pairs_box_box_accepted").inc(box_box.num_rows)
         _counter("pairs_cross_image").inc(cross.num_rows)
         yield beam.pvalue.TaggedOutput(PAIRS_OUT, (part, pairs))
@@ -94,9 +95,14 @@ class FinishBucket(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(PLANS, ((plan.split, plan.image_id), plan))
             for key, request in samples.crop_requests_by_source(cross):
                 yield beam.pvalue.TaggedOutput(PLANS, (key, request))
-        yield beam.pvalue.TaggedOutput(COUNTS, {
-            "accepted_pairs": _per_split(box_box), "cross_image_pairs": _per_split(cross),
-            "samples_planned": planned})
+        yield beam.pvalue.TaggedOutput(
+            COUNTS,
+            {
+                "accepted_pairs": _per_split(box_box),
+                "cross_image_pairs": _per_split(cross),
+                "samples_planned": planned,
+            },
+        )
 
 
 def _per_split(table: pa.Table) -> dict[str, int]:
@@ -128,9 +134,16 @@ class DecodeAndCrop(beam.DoFn):
             crops, size = _render(url, plan, self._crop_size, self._quality)
         except ImageError as err:
             _counter(f"images_{err.reason}").inc()
-            yield beam.pvalue.TaggedOutput(REJECTS, {
-                "split": split, "file": url, "line": 0, "reason": err.reason,
-                "raw": f"{image_id}: {err.detail}"[:1000]})
+            yield beam.pvalue.TaggedOutput(
+                REJECTS,
+                {
+                    "split": split,
+                    "file": url,
+                    "line": 0,
+                    "reason": err.reason,
+                    "raw": f"{image_id}: {err.detail}"[:1000],
+                },
+            )
             return
         _counter("images_decoded").inc()
         yield (split, image_id), ("own", (plan.metadata, size, crops))
@@ -180,5 +193,8 @@ def write_sizes(element, root: str):
     split, markers = element
     markers = sorted(markers, key=lambda m: m["shard"])
     shards.write_sizes(OutputLayout(root), split, markers)
-    return split, {"shards": len(markers), "samples": sum(m["samples"] for m in markers),
-                   "bytes": sum(m["bytes"] for m in markers)}
+    return split, {
+        "shards": len(markers),
+        "samples": sum(m["samples"] for m in markers),
+        "bytes": sum(m["bytes"] for m in markers),
+    }

@@ -40,21 +40,28 @@ class ReadChunk(beam.DoFn):
 
     def process(self, chunk: readers.Chunk, line_counts: Mapping[tuple[str, int], int]):
         before = sum(line_counts[(chunk.url, i)] for i in range(chunk.index))
-        rows, rejects = readers.read_chunk(chunk, self._headers[chunk.url], 2 + before,
-                                           self._labels)
+        rows, rejects = readers.read_chunk(
+            chunk, self._headers[chunk.url], 2 + before, self._labels
+        )
         lines = rows.num_rows + rejects.num_rows
         _counter("rows_read").inc(lines)
         by_reason: dict[str, int] = {}
         if rejects.num_rows:
-            reasons, counts = np.unique(rejects.column("reason").to_numpy(zero_copy_only=False),
-                                        return_counts=True)
+            reasons, counts = np.unique(
+                rejects.column("reason").to_numpy(zero_copy_only=False), return_counts=True
+            )
             by_reason = {str(r): int(n) for r, n in zip(reasons, counts, strict=True)}
             for reason, n in by_reason.items():
                 _counter(f"rejects_{reason}").inc(n)
             yield beam.pvalue.TaggedOutput(REJECTS, (f"{chunk.split}-{chunk.index:05d}", rejects))
-        yield beam.pvalue.TaggedOutput(COUNTS, {"lines": {chunk.split: lines},
-                                                "rows": {chunk.split: rows.num_rows},
-                                                "rejects": {chunk.split: by_reason}})
+        yield beam.pvalue.TaggedOutput(
+            COUNTS,
+            {
+                "lines": {chunk.split: lines},
+                "rows": {chunk.split: rows.num_rows},
+                "rejects": {chunk.split: by_reason},
+            },
+        )
         if rows.num_rows:
             yield rows
 
@@ -103,8 +110,13 @@ class KeyByImageBucket(beam.DoFn):
 class MineBucket(beam.DoFn):
     """Index, mine and count one image bucket (whole images only, so every rule sees all boxes)."""
 
-    def __init__(self, min_box_area: float, containment: float, duplicate_iou: float,
-                 stats_splits: tuple[str, ...]):
+    def __init__(
+        self,
+        min_box_area: float,
+        containment: float,
+        duplicate_iou: float,
+        stats_splits: tuple[str, ...],
+    ):
         self._min_box_area = min_box_area
         self._containment = containment
         self._duplicate_iou = duplicate_iou
@@ -128,19 +140,25 @@ class MineBucket(beam.DoFn):
         pairs = stats.pair_counts(candidates.filter(in_stats))
         # One element per parent label per bucket, its child counts pre-summed: even Person or
         # Clothing is a few hundred small elements in all, combined again before the shuffle.
-        yield from (beam.pvalue.TaggedOutput(PARENT_STATS, item)
-                    for item in parent_label_stats(kept, pairs))
+        yield from (
+            beam.pvalue.TaggedOutput(PARENT_STATS, item) for item in parent_label_stats(kept, pairs)
+        )
 
 
 def parent_label_stats(label_counts: pa.Table, pair_counts: pa.Table):
     """(parent label, (kept boxes, {child label: (frequency, parents_with_child)})) per label."""
     children: dict[str, dict[str, tuple[int, int]]] = {}
-    columns = (pair_counts.column(name).to_pylist() for name in
-               ("parent_label", "child_label", "frequency", "parents_with_child"))
+    columns = (
+        pair_counts.column(name).to_pylist()
+        for name in ("parent_label", "child_label", "frequency", "parents_with_child")
+    )
     for parent, child, frequency, with_child in zip(*columns, strict=True):
         children.setdefault(parent, {})[child] = (frequency, with_child)
-    for label, kept in zip(label_counts.column("label").to_pylist(),
-                           label_counts.column("kept_boxes").to_pylist(), strict=True):
+    for label, kept in zip(
+        label_counts.column("label").to_pylist(),
+        label_counts.column("kept_boxes").to_pylist(),
+        strict=True,
+    ):
         yield label, (kept, children.get(label, {}))
 
 
@@ -173,18 +191,28 @@ def _per_split(table: pa.Table, column: str | None = None) -> dict[str, int]:
         return {}
     if column is None:
         grouped = table.group_by("split").aggregate([([], "count_all")])
-        return dict(zip(grouped["split"].to_pylist(), grouped["count_all"].to_pylist(),
-                        strict=True))
+        return dict(
+            zip(grouped["split"].to_pylist(), grouped["count_all"].to_pylist(), strict=True)
+        )
     grouped = table.group_by("split").aggregate([(column, "count_distinct")])
-    return dict(zip(grouped["split"].to_pylist(), grouped[f"{column}_count_distinct"].to_pylist(),
-                    strict=True))
+    return dict(
+        zip(
+            grouped["split"].to_pylist(),
+            grouped[f"{column}_count_distinct"].to_pylist(),
+            strict=True,
+        )
+    )
 
 
 def _bucket_counts(boxes: pa.Table, image_box: pa.Table, candidates: pa.Table) -> dict:
     kept = boxes.filter(boxes.column("kept"))
-    return {"boxes": _per_split(boxes), "kept_boxes": _per_split(kept),
-            "images": _per_split(boxes, "image_id"), "image_box_pairs": _per_split(image_box),
-            "candidate_pairs": _per_split(candidates)}
+    return {
+        "boxes": _per_split(boxes),
+        "kept_boxes": _per_split(kept),
+        "images": _per_split(boxes, "image_id"),
+        "image_box_pairs": _per_split(image_box),
+        "candidate_pairs": _per_split(candidates),
+    }
 
 
 class WriteTable(beam.DoFn):

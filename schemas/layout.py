@@ -73,4 +73,3 @@ class OutputLayout:
     def synthetic_input(self) -> str:
         """Where a run with no --input writes the synthetic demo dataset."""
         return self._join("synthetic_input")
-

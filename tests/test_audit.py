@@ -40,12 +40,25 @@ def demo_output(tmp_path_factory) -> tuple[Path, dict]:
     synth.write_synthetic_dataset(str(root), SIZES, seed=1)
     synth_images.write_synthetic_images(str(root), SIZES, seed=1)
     # One image gone and one cut short: the report must list both.
-    missing, truncated = (sorted((root / split).glob("*.jpg"))[0] for split in ("validation",
-                                                                                "test"))
+    missing, truncated = (
+        sorted((root / split).glob("*.jpg"))[0] for split in ("validation", "test")
+    )
     missing.unlink()
     truncated.write_bytes(truncated.read_bytes()[:200])
-    assert pipeline_main(["--input", str(root), "--output", str(out), "--samples_per_shard",
-                          "50", *DEMO_THRESHOLDS]) == 0
+    assert (
+        pipeline_main(
+            [
+                "--input",
+                str(root),
+                "--output",
+                str(out),
+                "--samples_per_shard",
+                "50",
+                *DEMO_THRESHOLDS,
+            ]
+        )
+        == 0
+    )
     return out, build_report(str(out))
 
 
@@ -53,9 +66,21 @@ def demo_output(tmp_path_factory) -> tuple[Path, dict]:
 def v3_output(shared_data, tmp_path_factory) -> tuple[Path, dict]:
     """The real V3 head files, annotation stages only (no shards), and its report."""
     out = tmp_path_factory.mktemp("audit_v3")
-    assert pipeline_main(["--input", str(shared_data / "openimages-v3-head"), "--output",
-                          str(out), "--splits", "validation,test", "--skip_images",
-                          *V3_THRESHOLDS]) == 0
+    assert (
+        pipeline_main(
+            [
+                "--input",
+                str(shared_data / "openimages-v3-head"),
+                "--output",
+                str(out),
+                "--splits",
+                "validation,test",
+                "--skip_images",
+                *V3_THRESHOLDS,
+            ]
+        )
+        == 0
+    )
     return out, build_report(str(out))
 
 
@@ -67,24 +92,46 @@ def _per_split(table: pa.Table, mask=None) -> dict[str, int]:
 
 def _accepted(label_pairs: pa.Table) -> set[tuple[str, str]]:
     rows = label_pairs.filter(label_pairs["accepted"])
-    return set(zip(rows["parent_label"].to_pylist(), rows["child_label"].to_pylist(),
-                   strict=True))
+    return set(zip(rows["parent_label"].to_pylist(), rows["child_label"].to_pylist(), strict=True))
 
 
 def _open_in_chromium(index: Path, work: Path) -> tuple[str, str, Path]:
     """(DOM after load, browser log, screenshot) of a report page opened from file://."""
     if CHROMIUM is None:
-        pytest.skip("headless Chromium not found: install Debian's `chromium` "
-                    "(apt-get install -y chromium); .ci/run installs it")
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={work / 'profile'}", "--hide-scrollbars",
-             "--window-size=1280,2000", "--enable-logging=stderr", "--v=0"]
+        pytest.skip(
+            "headless Chromium not found: install Debian's `chromium` "
+            "(apt-get install -y chromium); .ci/run installs it"
+        )
+    flags = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={work / 'profile'}",
+        "--hide-scrollbars",
+        "--window-size=1280,2000",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
     shot = work / "screenshot.png"
-    subprocess.run([*flags, f"--screenshot={shot}", index.as_uri()], capture_output=True,
-                   timeout=120, check=True)
-    dom = subprocess.run([*flags, "--virtual-time-budget=5000", "--dump-dom", index.as_uri()],
-                         capture_output=True, text=True, timeout=120, check=True)
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", index.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    dom = subprocess.run(
+        [*flags, "--virtual-time-budget=5000", "--dump-dom", index.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return dom.stdout, dom.stderr, shot
 
 
@@ -110,8 +157,10 @@ def test_stats_json_counts_match_the_tables(demo_output):
     counts = stats["counts"]
     assert counts["boxes"] == _per_split(boxes)
     assert counts["kept_boxes"] == _per_split(boxes, boxes.column("kept"))
-    assert counts["images"] == {s: len(set(boxes.filter(pc.equal(boxes["split"], s))["image_id"]
-                                           .to_pylist())) for s in SIZES}
+    assert counts["images"] == {
+        s: len(set(boxes.filter(pc.equal(boxes["split"], s))["image_id"].to_pylist()))
+        for s in SIZES
+    }
     assert counts["accepted_pairs"] == _per_split(pairs, pc.equal(pairs["kind"], "box_box"))
     assert counts["candidate_pairs"] == _per_split(outputs.read_table(str(out), "candidates"))
     # Every synthetic image has kept boxes and a sample, but the two broken ones.
@@ -165,11 +214,16 @@ def test_threshold_grid_rebuilds_the_label_tree_at_every_point(demo_output):
     grid = stats["thresholds"]
     for row, proportion in enumerate(grid["proportion"]):
         for column, frequency in enumerate(grid["frequency"]):
-            accepted = pc.and_(pc.and_(pc.greater_equal(label_pairs["frequency"], frequency),
-                                       pc.greater_equal(label_pairs["proportion"], proportion)),
-                               pc.invert(label_pairs["isa"]))
-            table = label_pairs.set_column(label_pairs.schema.get_field_index("accepted"),
-                                           "accepted", accepted)
+            accepted = pc.and_(
+                pc.and_(
+                    pc.greater_equal(label_pairs["frequency"], frequency),
+                    pc.greater_equal(label_pairs["proportion"], proportion),
+                ),
+                pc.invert(label_pairs["isa"]),
+            )
+            table = label_pairs.set_column(
+                label_pairs.schema.get_field_index("accepted"), "accepted", accepted
+            )
             edges = tree_stats.label_edges(trees.label_tree(table))
             assert grid["tree_edges"][row][column] == len(edges), (frequency, proportion)
 
@@ -182,8 +236,12 @@ def test_hierarchy_classes_are_the_union_of_down_sets(demo_output):
     labels: dict[tuple, set] = {}
     for row in boxes.filter(boxes["kept"]).select(["split", "image_id", "label"]).to_pylist():
         labels.setdefault((row["split"], row["image_id"]), set()).add(row["label"])
-    union = [len(set().union(*(trees.down(tree, label) if label in tree else {label}
-                               for label in found))) for found in labels.values()]
+    union = [
+        len(
+            set().union(*(trees.down(tree, label) if label in tree else {label} for label in found))
+        )
+        for found in labels.values()
+    ]
     classes = [len(found) for found in labels.values()]
     overall = stats["per_image"]["by_split"]["all"]
     assert overall["hierarchy_classes_mean"] == pytest.approx(np.mean(union))
@@ -214,8 +272,10 @@ def test_gallery_crops_are_the_shard_entries_of_the_top_pairs(demo_output):
     label_pairs = outputs.read_table(str(out), "label_pairs")
     top = label_pairs.filter(label_pairs["accepted"]).sort_by([("frequency", "descending")])
     first = gallery["pairs"][0]
-    assert (first["parent_label"], first["child_label"]) == (top["parent_label"][0].as_py(),
-                                                             top["child_label"][0].as_py())
+    assert (first["parent_label"], first["child_label"]) == (
+        top["parent_label"][0].as_py(),
+        top["child_label"][0].as_py(),
+    )
     assert all(pair["examples"] for pair in gallery["pairs"])
     examples = [e for pair in gallery["pairs"] for e in pair["examples"]]
     checked = 0
@@ -263,8 +323,9 @@ def test_tree_html_lists_every_label_once(demo_output):
 def test_demo_report_in_headless_chromium(demo_output, tmp_path):
     out, stats = demo_output
     gallery_images = 2 * sum(len(p["examples"]) for p in stats["gallery"]["pairs"])
-    _assert_page_ok(out / "report" / "index.html", tmp_path,
-                    min_images=len(stats["plots"]) + gallery_images)
+    _assert_page_ok(
+        out / "report" / "index.html", tmp_path, min_images=len(stats["plots"]) + gallery_images
+    )
 
 
 def test_v3_report_without_shards(v3_output, tmp_path):
@@ -275,8 +336,10 @@ def test_v3_report_without_shards(v3_output, tmp_path):
     assert stats["counts"]["samples"] == {"validation": 0, "test": 0}
     assert stats["gallery"]["pairs"] == [] and "no shards" in stats["gallery"]["note"]
     assert stats["official_hierarchy"] is None  # the V3 head has no hierarchy file
-    assert stats["tree"]["labels"] == json.loads((out / "run.json").read_text())[
-        "label_tree"]["labels"]
+    assert (
+        stats["tree"]["labels"]
+        == json.loads((out / "run.json").read_text())["label_tree"]["labels"]
+    )
     names = {row["name"] for row in stats["class_frequency"]["top"]}
     assert "Person" in names  # display names from the V3 class descriptions, not /m/ ids
     _assert_page_ok(out / "report" / "index.html", tmp_path, min_images=len(stats["plots"]))
@@ -301,15 +364,17 @@ def test_compare_through_fsspec_reports_gained_and_lost(v3_output):
     accepted = label_pairs["accepted"].to_numpy(zero_copy_only=False).copy()
     flipped = np.concatenate([np.flatnonzero(accepted)[:3], np.flatnonzero(~accepted)[:2]])
     accepted[flipped] = ~accepted[flipped]
-    edited = label_pairs.set_column(label_pairs.schema.get_field_index("accepted"), "accepted",
-                                    pa.array(accepted))
+    edited = label_pairs.set_column(
+        label_pairs.schema.get_field_index("accepted"), "accepted", pa.array(accepted)
+    )
     base = url.removeprefix("memory://")
     fs.rm(f"{base}/tables/label_pairs", recursive=True)
     with fs.open(f"{base}/tables/label_pairs/part-00000.parquet", "wb") as handle:
         pq.write_table(edited, handle)
     edited_tree = trees.label_tree(edited)
-    fs.pipe_file(f"{base}/trees/label_tree.json",
-                 json.dumps(trees.tree_node_link(edited_tree)).encode())
+    fs.pipe_file(
+        f"{base}/trees/label_tree.json", json.dumps(trees.tree_node_link(edited_tree)).encode()
+    )
 
     assert audit_main([url, "--compare", str(out)]) == 0  # the command line, end to end
     stats = json.loads(fs.cat_file(f"{base}/report/stats.json"))
@@ -324,8 +389,9 @@ def test_compare_through_fsspec_reports_gained_and_lost(v3_output):
     before, after = _accepted(label_pairs), _accepted(edited)
     assert pairs(diff["label_pairs"]["gained"]) == after - before and len(after - before) == 2
     assert pairs(diff["label_pairs"]["lost"]) == before - after and len(before - after) == 3
-    run_tree = trees.tree_from_node_link(json.loads((out / "trees" / "label_tree.json")
-                                                    .read_text()))
+    run_tree = trees.tree_from_node_link(
+        json.loads((out / "trees" / "label_tree.json").read_text())
+    )
     new_edges, old_edges = (tree_stats.label_edges(t) for t in (edited_tree, run_tree))
     assert pairs(diff["tree_edges"]["gained"]) == new_edges - old_edges
     assert pairs(diff["tree_edges"]["lost"]) == old_edges - new_edges

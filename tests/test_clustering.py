@@ -19,14 +19,19 @@ def test_purity_of_known_clustering():
 
 def _blobs(labels: list[str], per_label: int, centres: dict, seed: int = 0):
     generator = np.random.default_rng(seed)
-    rows = [centres[label] + 0.01 * generator.standard_normal(3)
-            for label in labels for _ in range(per_label)]
+    rows = [
+        centres[label] + 0.01 * generator.standard_normal(3)
+        for label in labels
+        for _ in range(per_label)
+    ]
     return np.array(rows), [label for label in labels for _ in range(per_label)]
 
 
 CENTRES = {  # the car branch far from the person branch; siblings apart within a branch
-    "car": np.array([10.0, 0, 0]), "wheel": np.array([10.0, 1, 0]),
-    "door": np.array([10.0, 0, 1]), "person": np.array([-10.0, 0, 0]),
+    "car": np.array([10.0, 0, 0]),
+    "wheel": np.array([10.0, 1, 0]),
+    "door": np.array([10.0, 0, 1]),
+    "person": np.array([-10.0, 0, 0]),
     "hand": np.array([-10.0, 1, 0]),
 }
 
@@ -66,8 +71,7 @@ def test_hhot_without_pot_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ot", None)  # makes `import ot` raise ImportError
     index = LabelIndex.from_tree(small_tree())
     with pytest.raises(ImportError, match="pip install pot"):
-        hierarchy_clustering_scores(np.zeros((4, 2)), np.zeros(4, dtype=int), index,
-                                    with_hhot=True)
+        hierarchy_clustering_scores(np.zeros((4, 2)), np.zeros(4, dtype=int), index, with_hhot=True)
 
 
 def test_large_inputs_are_subsampled_with_seed():

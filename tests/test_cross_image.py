@@ -44,13 +44,24 @@ def make_boxes(image_ids, labels, *, split="train", kept=None, is_group_of=None)
         counters[image] += 1
     xmin = np.array(box_id) / 1000.0
     columns = {
-        "split": [split] * n, "image_id": list(image_ids), "box_id": box_id,
-        "label": list(labels), "source": [None] * n, "confidence": [None] * n,
-        "xmin": xmin, "xmax": xmin + 0.5, "ymin": np.full(n, 0.25), "ymax": np.full(n, 0.75),
-        "is_occluded": [0] * n, "is_truncated": [0] * n,
+        "split": [split] * n,
+        "image_id": list(image_ids),
+        "box_id": box_id,
+        "label": list(labels),
+        "source": [None] * n,
+        "confidence": [None] * n,
+        "xmin": xmin,
+        "xmax": xmin + 0.5,
+        "ymin": np.full(n, 0.25),
+        "ymax": np.full(n, 0.75),
+        "is_occluded": [0] * n,
+        "is_truncated": [0] * n,
         "is_group_of": [0] * n if is_group_of is None else list(is_group_of),
-        "is_depiction": [0] * n, "is_inside": [0] * n, "file": ["f.csv"] * n,
-        "line": list(range(2, n + 2)), "area": np.full(n, 0.25),
+        "is_depiction": [0] * n,
+        "is_inside": [0] * n,
+        "file": ["f.csv"] * n,
+        "line": list(range(2, n + 2)),
+        "area": np.full(n, 0.25),
         "kept": [True] * n if kept is None else list(kept),
     }
     return pa.table([pa.array(columns[f.name], f.type) for f in BOXES], schema=BOXES)
@@ -89,8 +100,9 @@ def test_reservoir_is_independent_of_bundling_and_merge_order(two_splits):
     whole = by_key(bucket_reservoirs(two_splits, 25, seed=3))
     rng = random.Random(0)
     for _ in range(4):
-        shuffled = two_splits.take(pa.array(rng.sample(range(two_splits.num_rows),
-                                                       two_splits.num_rows)))
+        shuffled = two_splits.take(
+            pa.array(rng.sample(range(two_splits.num_rows), two_splits.num_rows))
+        )
         cuts = sorted(rng.sample(range(1, shuffled.num_rows), rng.randint(1, 6)))
         bounds = [0, *cuts, shuffled.num_rows]
         parts = [shuffled.slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
@@ -118,19 +130,27 @@ def test_reservoir_is_the_pool_smallest_priorities_of_eligible_boxes(two_splits)
     assert small.keys() == everything.keys()
     rows = two_splits.to_pylist()
     for (split, label), full in everything.items():
-        eligible = {(r["image_id"], r["box_id"]) for r in rows if r["split"] == split
-                    and r["label"] == label and r["kept"] and r["is_group_of"] != 1}
+        eligible = {
+            (r["image_id"], r["box_id"])
+            for r in rows
+            if r["split"] == split and r["label"] == label and r["kept"] and r["is_group_of"] != 1
+        }
         assert set(zip(full.image_id.tolist(), full.box_id.tolist(), strict=True)) == eligible
         assert np.all(np.diff(full.priority.astype(np.float64)) >= 0)
         assert len(small[(split, label)]) == min(7, len(eligible))
         for name in FIELDS:
-            np.testing.assert_array_equal(getattr(small[(split, label)], name),
-                                          getattr(full, name)[:7])
+            np.testing.assert_array_equal(
+                getattr(small[(split, label)], name), getattr(full, name)[:7]
+            )
 
 
 def test_group_and_dropped_boxes_never_enter_the_reservoir():
-    boxes = make_boxes(["a", "b", "c", "d"], ["/m/x"] * 4, kept=[True, True, False, True],
-                       is_group_of=[0, 1, 0, -1])
+    boxes = make_boxes(
+        ["a", "b", "c", "d"],
+        ["/m/x"] * 4,
+        kept=[True, True, False, True],
+        is_group_of=[0, 1, 0, -1],
+    )
     (reservoir,) = bucket_reservoirs(boxes, 10, seed=0)
     assert sorted(reservoir.image_id.tolist()) == ["a", "d"]  # unknown (-1) is a single object
     assert reservoir.xmax.tolist() == [0.5, 0.5] and reservoir.box_id.dtype == np.int32
@@ -139,8 +159,13 @@ def test_group_and_dropped_boxes_never_enter_the_reservoir():
 def test_priority_ties_break_by_image_then_box():
     # 64-bit ties are all but impossible from the hash, so the rule is checked on its helper.
     image_id = pa.array(["b", "a", "c", "a", "b"])
-    rows = cross_image._bottom_k(np.zeros(5, dtype=np.int64), np.full(5, 9, dtype=np.uint64),
-                                 image_id, np.array([0, 1, 0, 0, 2], dtype=np.int32), 3)
+    rows = cross_image._bottom_k(
+        np.zeros(5, dtype=np.int64),
+        np.full(5, 9, dtype=np.uint64),
+        image_id,
+        np.array([0, 1, 0, 0, 2], dtype=np.int32),
+        3,
+    )
     assert rows.tolist() == [3, 1, 0]  # (a, 0), (a, 1), (b, 0)
 
 
@@ -151,8 +176,9 @@ def test_priority_is_stable_across_processes_and_releases():
         "print(b(make_boxes(['img1','img2'], ['/m/x','/m/x']), 5, 7)[0].priority.tolist())"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT)}
-    other = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    other = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
     (reservoir,) = bucket_reservoirs(make_boxes(["img1", "img2"], ["/m/x", "/m/x"]), 5, 7)
     assert other == str(reservoir.priority.tolist())
     # Pinned: a changed hash or generator silently changes every published dataset.
@@ -189,8 +215,9 @@ def test_samples_are_distinct_from_the_pool_with_the_scene_label(two_splits):
     reservoirs = by_key(bucket_reservoirs(two_splits, 5, seed=1))
     out = sample_cross_image(two_splits, reservoirs, 3, seed=1)
     assert out.schema.equals(CROSS_PAIRS) and out.num_rows > 0
-    label_of = {(r["split"], r["image_id"], r["box_id"]): r["label"]
-                for r in two_splits.to_pylist()}
+    label_of = {
+        (r["split"], r["image_id"], r["box_id"]): r["label"] for r in two_splits.to_pylist()
+    }
     per_pair = defaultdict(list)
     for row in out.to_pylist():
         pool = reservoirs[(row["split"], row["label"])]
@@ -204,12 +231,17 @@ def test_samples_are_distinct_from_the_pool_with_the_scene_label(two_splits):
 
 
 def test_every_scene_label_is_served():
-    boxes = make_boxes(["s", "s", "s", "t", "u"], ["/m/x", "/m/y", "/m/z", "/m/x", "/m/y"],
-                       is_group_of=[1, 0, 0, 0, 0])
+    boxes = make_boxes(
+        ["s", "s", "s", "t", "u"],
+        ["/m/x", "/m/y", "/m/z", "/m/x", "/m/y"],
+        is_group_of=[1, 0, 0, 0, 0],
+    )
     out = sample_cross_image(boxes, by_key(bucket_reservoirs(boxes, 10, 0)), 1, 0).to_pylist()
     # A group box still puts its label among the scene's labels; /m/z has no other image.
     assert [(r["image_id"], r["label"], r["source_image_id"]) for r in out] == [
-        ("s", "/m/x", "t"), ("s", "/m/y", "u"), ("u", "/m/y", "s"),
+        ("s", "/m/x", "t"),
+        ("s", "/m/y", "u"),
+        ("u", "/m/y", "s"),
     ]
 
 
@@ -246,12 +278,14 @@ def test_draw_depends_only_on_seed_image_and_label(two_splits):
     images = sorted(set(two_splits["image_id"].to_pylist()))
     halves = [images[0::2], images[1::2]]  # bundles of whole images, interleaved
     parts = [
-        sample_cross_image(two_splits.filter(pc.is_in(two_splits["image_id"],
-                                                              pa.array(half))), reservoirs, 2, 4)
+        sample_cross_image(
+            two_splits.filter(pc.is_in(two_splits["image_id"], pa.array(half))), reservoirs, 2, 4
+        )
         for half in halves
     ]
-    assert sorted(pa.concat_tables(parts).to_pylist(), key=str) == sorted(whole.to_pylist(),
-                                                                          key=str)
+    assert sorted(pa.concat_tables(parts).to_pylist(), key=str) == sorted(
+        whole.to_pylist(), key=str
+    )
     again = sample_cross_image(two_splits, reservoirs, 2, seed=4)
     other = sample_cross_image(two_splits, reservoirs, 2, seed=5)
     assert again.equals(whole) and not other.equals(whole)
@@ -261,8 +295,9 @@ def test_draw_depends_only_on_seed_image_and_label(two_splits):
 def test_draws_are_uniform_over_the_other_images_boxes():
     # 3000 scenes whose only /m/x box is a group box (so not in the pool) and 4 source boxes.
     scenes = [f"s{i:04d}" for i in range(3000)]
-    boxes = make_boxes([*scenes, "a", "b", "c", "d"], ["/m/x"] * 3004,
-                       is_group_of=[1] * 3000 + [0] * 4)
+    boxes = make_boxes(
+        [*scenes, "a", "b", "c", "d"], ["/m/x"] * 3004, is_group_of=[1] * 3000 + [0] * 4
+    )
     out = sample_cross_image(boxes, by_key(bucket_reservoirs(boxes, 10, 0)), 1, seed=0)
     counts = Counter(out["source_image_id"].to_pylist())
     assert sorted(counts) == ["a", "b", "c", "d"]
@@ -301,14 +336,26 @@ def test_bad_counts_and_mixed_merges_are_rejected():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 2), st.booleans(), st.integers(-1, 1),
-                       st.integers(0, 3)), max_size=40),
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.integers(0, 2),
+            st.booleans(),
+            st.integers(-1, 1),
+            st.integers(0, 3),
+        ),
+        max_size=40,
+    ),
     st.integers(0, 8),
     st.integers(0, 2**32),
 )
 def test_merge_of_any_partition_is_the_reservoir_of_the_union(boxes, pool, seed):
-    table = make_boxes([f"i{b[0]}" for b in boxes], [f"/m/l{b[1]}" for b in boxes],
-                       kept=[b[2] for b in boxes], is_group_of=[b[3] for b in boxes])
+    table = make_boxes(
+        [f"i{b[0]}" for b in boxes],
+        [f"/m/l{b[1]}" for b in boxes],
+        kept=[b[2] for b in boxes],
+        is_group_of=[b[3] for b in boxes],
+    )
     part_of = np.array([b[4] for b in boxes], dtype=np.int64)
     whole = by_key(bucket_reservoirs(table, pool, seed))
     pending = defaultdict(list)
@@ -325,10 +372,12 @@ def test_merge_of_any_partition_is_the_reservoir_of_the_union(boxes, pool, seed)
 def test_real_fruit_and_spoon_boxes():
     if not DATA.is_dir():
         pytest.skip(f"real Open Images fixtures not found at {DATA} (../shared/data)")
-    labels = read_class_descriptions(str(DATA / "openimages-v4-meta" /
-                                         "class-descriptions-boxable.csv"))
-    rows, _ = read_boxes_file(str(DATA / "openimages-v4-crlf" / "validation-annotations-bbox.csv"),
-                              "validation", labels)
+    labels = read_class_descriptions(
+        str(DATA / "openimages-v4-meta" / "class-descriptions-boxable.csv")
+    )
+    rows, _ = read_boxes_file(
+        str(DATA / "openimages-v4-crlf" / "validation-annotations-bbox.csv"), "validation", labels
+    )
     boxes = index_boxes(rows, 0.01)
     reservoirs = by_key(bucket_reservoirs(boxes, 50, seed=0))
     source = {(r["image_id"], r["box_id"]): r for r in boxes.to_pylist()}
@@ -341,7 +390,10 @@ def test_real_fruit_and_spoon_boxes():
             box = source[(image, box_id)]
             assert box["label"] == reservoir.label and box["is_group_of"] != 1
             assert [box[c] for c in ("xmin", "xmax", "ymin", "ymax")] == [
-                reservoir.xmin[i], reservoir.xmax[i], reservoir.ymin[i], reservoir.ymax[i]
+                reservoir.xmin[i],
+                reservoir.xmax[i],
+                reservoir.ymin[i],
+                reservoir.ymax[i],
             ]
     out = sample_cross_image(boxes, reservoirs, 2, seed=0)
     scenes = {(r["image_id"], r["label"]) for r in source.values() if r["kept"]}

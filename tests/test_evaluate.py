@@ -27,16 +27,26 @@ KNN_COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 22
 
 def _box(key: str, box_id: int, label: str, area: float, parent: str = "img") -> dict:
     """A full-height box of width ``area`` (normalised), so its area fraction is ``area``."""
-    return {"key": key, "box_id": box_id, "label": label, "xmin": 0.0, "xmax": area,
-            "ymin": 0.0, "ymax": 1.0, "is_group_of": 0, "tree_parent": parent}
+    return {
+        "key": key,
+        "box_id": box_id,
+        "label": label,
+        "xmin": 0.0,
+        "xmax": area,
+        "ymin": 0.0,
+        "ymax": 1.0,
+        "is_group_of": 0,
+        "tree_parent": parent,
+    }
 
 
 def test_crop_rows_embed_image_and_boxes_but_never_cross_image_copies():
     metadata = {
-        "image_id": "im1", "split": "validation", "labels": ["car", "wheel"],
+        "image_id": "im1",
+        "split": "validation",
+        "labels": ["car", "wheel"],
         "boxes": [_box("b000", 0, "car", 0.64), _box("b001", 1, "wheel", 0.09, parent="b000")],
-        "cross": [{"key": "x000", "label": "wheel", "source_image_id": "im2",
-                   "source_box_id": 4}],
+        "cross": [{"key": "x000", "label": "wheel", "source_image_id": "im2", "source_box_id": 4}],
         "pairs": [],
     }
     rows = crop_rows(metadata, "s.tar")
@@ -57,13 +67,32 @@ def _tree_index() -> LabelIndex:
 
 def _crops(areas: list[float], labels: list[str]) -> pa.Table:
     """Image "a" with one box per area and label, then image "b" with one large house box."""
-    boxes = [_box(f"b{i:03d}", i, label, area) for i, (area, label) in
-             enumerate(zip(areas, labels, strict=True))]
-    rows = crop_rows({"image_id": "a", "split": "s", "labels": sorted(set(labels)),
-                      "boxes": boxes, "cross": [], "pairs": []}, "s.tar")
-    rows += crop_rows({"image_id": "b", "split": "s", "labels": ["house"],
-                       "boxes": [_box("b000", 0, "house", 0.5)], "cross": [], "pairs": []},
-                      "s.tar")
+    boxes = [
+        _box(f"b{i:03d}", i, label, area)
+        for i, (area, label) in enumerate(zip(areas, labels, strict=True))
+    ]
+    rows = crop_rows(
+        {
+            "image_id": "a",
+            "split": "s",
+            "labels": sorted(set(labels)),
+            "boxes": boxes,
+            "cross": [],
+            "pairs": [],
+        },
+        "s.tar",
+    )
+    rows += crop_rows(
+        {
+            "image_id": "b",
+            "split": "s",
+            "labels": ["house"],
+            "boxes": [_box("b000", 0, "house", 0.5)],
+            "cross": [],
+            "pairs": [],
+        },
+        "s.tar",
+    )
     return pa.Table.from_pylist(rows, schema=CROPS)
 
 
@@ -121,13 +150,25 @@ def demo(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("eval_demo")
     shard_dir = build_tiny_shards(root)
     train_out = root / "train_out"
-    argv = [f"--shards={shard_dir / SHARDS}", f"--output={train_out}", "--encoder=tiny-vit",
-            "--batch_pairs=32", "--num_workers=0", "--lr=1e-3", "--warmup_steps=2",
-            "--max_steps=5", "--device=cpu"]
+    argv = [
+        f"--shards={shard_dir / SHARDS}",
+        f"--output={train_out}",
+        "--encoder=tiny-vit",
+        "--batch_pairs=32",
+        "--num_workers=0",
+        "--lr=1e-3",
+        "--warmup_steps=2",
+        "--max_steps=5",
+        "--device=cpu",
+    ]
     assert train_main(argv) == 0
-    return {"shards": str(shard_dir / SHARDS), "shard_dir": shard_dir,
-            "trees": str(root / "output" / "trees"),
-            "checkpoint": str(train_out / "encoder.safetensors"), "root": root}
+    return {
+        "shards": str(shard_dir / SHARDS),
+        "shard_dir": shard_dir,
+        "trees": str(root / "output" / "trees"),
+        "checkpoint": str(train_out / "encoder.safetensors"),
+        "root": root,
+    }
 
 
 def _knn_folder(root: Path) -> Path:
@@ -143,9 +184,16 @@ def _knn_folder(root: Path) -> Path:
 
 
 def _config(demo: dict, output: Path, **overrides) -> EvalConfig:
-    options = {"shards": demo["shards"], "trees": demo["trees"], "output": str(output),
-               "checkpoint": demo["checkpoint"], "max_queries": 60, "progress": False,
-               "device": "cpu", "workers": 2}
+    options = {
+        "shards": demo["shards"],
+        "trees": demo["trees"],
+        "output": str(output),
+        "checkpoint": demo["checkpoint"],
+        "max_queries": 60,
+        "progress": False,
+        "device": "cpu",
+        "workers": 2,
+    }
     return EvalConfig(**{**options, **overrides})
 
 
@@ -158,8 +206,13 @@ def tuned(demo) -> tuple[Path, dict]:
 
 def test_end_to_end_report_files_exist(tuned):
     output, _ = tuned
-    for name in ("report.json", "report.md", "plots/pr_curves.png",
-                 "plots/retrieval_grid.png", "plots/radius_by_depth.png"):
+    for name in (
+        "report.json",
+        "report.md",
+        "plots/pr_curves.png",
+        "plots/retrieval_grid.png",
+        "plots/radius_by_depth.png",
+    ):
         assert (output / name).is_file(), name
     assert (output / "plots" / "pr_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((output / "report.json").read_text())  # strict JSON: no NaN
@@ -184,8 +237,11 @@ def test_every_unique_crop_is_embedded_once_without_cross_image_copies(tuned, de
 def test_same_class_topk_is_monotone_in_k_and_both_directions_every_score(tuned):
     _, report = tuned
     seen = {(r["direction"], r["score"]) for r in report["same_class"]}
-    assert seen == {(d, s) for d in ("parent_to_child", "child_to_parent")
-                    for s in ("angle", "distance", "cosine")}
+    assert seen == {
+        (d, s)
+        for d in ("parent_to_child", "child_to_parent")
+        for s in ("angle", "distance", "cosine")
+    }
     for row in report["same_class"]:
         values = [row[f"top_{k}"] for k in (5, 10, 50, 100) if f"top_{k}" in row]
         assert all(0 <= v <= 1 for v in values)
@@ -197,8 +253,11 @@ def test_hierarchical_precision_recall_in_unit_range_and_recall_grows_with_k(tun
     _, report = tuned
     assert report["data"]["parent_queries"] == 60 and report["data"]["child_queries"] == 60
     for direction in ("parent_to_child", "child_to_parent"):
-        rows = [r for r in report["hierarchical"]
-                if r["direction"] == direction and r["score"] == "angle"]
+        rows = [
+            r
+            for r in report["hierarchical"]
+            if r["direction"] == direction and r["score"] == "angle"
+        ]
         assert [r["k"] for r in rows] == [10, 50, 100, 0.05, 0.2]
         for row in rows:
             assert 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1
@@ -218,7 +277,8 @@ def test_pr_curves_clustering_radial_and_knn_values_are_sane(tuned):
         assert np.nanmin(precision) >= 0 and np.nanmax(precision) <= 1
         assert 0 <= curve["area"] <= 1
     assert [c["depth"] for c in report["clustering"]] == list(
-        range(1, len(report["clustering"]) + 1))
+        range(1, len(report["clustering"]) + 1)
+    )
     assert all(c["ami"] <= 1 and 0 < c["purity"] <= 1 for c in report["clustering"])
     radial = report["radial"]["all_crops"]
     assert -1 <= radial["kendall_tau"] <= 1
@@ -227,8 +287,7 @@ def test_pr_curves_clustering_radial_and_knn_values_are_sane(tuned):
     assert 0 <= report["knn"]["accuracy"] <= 1
 
 
-def test_second_evaluation_reads_the_cache_and_never_calls_the_encoder(demo, tmp_path,
-                                                                        monkeypatch):
+def test_second_evaluation_reads_the_cache_and_never_calls_the_encoder(demo, tmp_path, monkeypatch):
     calls = []
     original = embed.EmbeddingModel.embed_pixels
 
@@ -245,16 +304,26 @@ def test_second_evaluation_reads_the_cache_and_never_calls_the_encoder(demo, tmp
     assert sum(calls) == embedded  # no encoder call the second time
     assert first["plots"] == ["pr_curves.png", "radius_by_depth.png"]  # grid_queries=0: no grid
     assert "## Retrieval grid" not in (tmp_path / "one" / "report.md").read_text()
-    assert second["embedding"]["cache_hit"] and second["embedding"]["key"] == \
-        first["embedding"]["key"]
+    assert (
+        second["embedding"]["cache_hit"] and second["embedding"]["key"] == first["embedding"]["key"]
+    )
     assert second["same_class"] == first["same_class"]
     meta = json.loads((tmp_path / "cache" / first["embedding"]["key"] / "meta.json").read_text())
     assert meta["fingerprint"].startswith("checkpoint:") and meta["curv"] > 0
 
 
 def test_zero_shot_scores_by_cosine_only(demo, tmp_path):
-    report = evaluate(_config(demo, tmp_path, checkpoint=None, zero_shot=True,
-                              encoder="tiny-vit", grid_queries=1, grid_items=3))
+    report = evaluate(
+        _config(
+            demo,
+            tmp_path,
+            checkpoint=None,
+            zero_shot=True,
+            encoder="tiny-vit",
+            grid_queries=1,
+            grid_items=3,
+        )
+    )
     assert report["model"]["kind"] == "zero-shot" and report["model"]["scores"] == ["cosine"]
     assert {r["score"] for r in report["same_class"] + report["hierarchical"]} == {"cosine"}
     thresholds = report["pr_curves"][0]["thresholds"]
@@ -265,29 +334,57 @@ def test_zero_shot_scores_by_cosine_only(demo, tmp_path):
 
 def test_knn_separates_solid_colour_classes(demo, tmp_path):
     knn = _knn_folder(tmp_path / "folder")
-    report = evaluate(_config(demo, tmp_path / "out", checkpoint=None, zero_shot=True,
-                              knn_folder=str(knn), knn_k=3, grid_queries=0))
+    report = evaluate(
+        _config(
+            demo,
+            tmp_path / "out",
+            checkpoint=None,
+            zero_shot=True,
+            knn_folder=str(knn),
+            knn_k=3,
+            grid_queries=0,
+        )
+    )
     assert report["knn"]["train_images"] == 12 and report["knn"]["k"] == 3
     assert report["knn"]["accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("argv_tail", [
-    [],  # neither --checkpoint nor --zero-shot
-    ["--checkpoint", "/nonexistent/encoder.safetensors"],
-    ["--zero-shot", "--encoder", "no-such-encoder"],
-    ["--zero-shot", "--min_child_area", "0.5", "--max_child_area", "0.1"],
-])
+@pytest.mark.parametrize(
+    "argv_tail",
+    [
+        [],  # neither --checkpoint nor --zero-shot
+        ["--checkpoint", "/nonexistent/encoder.safetensors"],
+        ["--zero-shot", "--encoder", "no-such-encoder"],
+        ["--zero-shot", "--min_child_area", "0.5", "--max_child_area", "0.1"],
+    ],
+)
 def test_user_errors_exit_2_with_one_line(demo, tmp_path, capsys, argv_tail):
-    argv = ["--shards", demo["shards"], "--trees", demo["trees"], "--output", str(tmp_path),
-            "--progress", "false", *argv_tail]
+    argv = [
+        "--shards",
+        demo["shards"],
+        "--trees",
+        demo["trees"],
+        "--output",
+        str(tmp_path),
+        "--progress",
+        "false",
+        *argv_tail,
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
 
 
 def test_missing_trees_exit_2(demo, tmp_path, capsys):
-    argv = ["--shards", demo["shards"], "--trees", str(tmp_path / "none"), "--output",
-            str(tmp_path), "--zero-shot"]
+    argv = [
+        "--shards",
+        demo["shards"],
+        "--trees",
+        str(tmp_path / "none"),
+        "--output",
+        str(tmp_path),
+        "--zero-shot",
+    ]
     assert main(argv) == 2
     assert "label_tree.json" in capsys.readouterr().err
 
@@ -299,7 +396,19 @@ def test_hhot_without_pot_is_a_clear_user_error(demo, tmp_path, capsys):
         pass
     else:
         pytest.skip("POT is installed: HHOT runs instead of failing")
-    argv = ["--shards", demo["shards"], "--trees", demo["trees"], "--output", str(tmp_path),
-            "--zero-shot", "--hhot", "--progress", "false", "--grid_queries", "0"]
+    argv = [
+        "--shards",
+        demo["shards"],
+        "--trees",
+        demo["trees"],
+        "--output",
+        str(tmp_path),
+        "--zero-shot",
+        "--hhot",
+        "--progress",
+        "false",
+        "--grid_queries",
+        "0",
+    ]
     assert main(argv) == 2
     assert "pip install pot" in capsys.readouterr().err

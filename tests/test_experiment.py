@@ -20,15 +20,21 @@ def demo_root(tmp_path_factory):
 
 
 def _config(root) -> ExperimentConfig:
-    return ExperimentConfig(output=str(root), steps=2, batch_pairs=16, warmup_steps=1,
-                            num_workers=0, max_queries=30)
+    return ExperimentConfig(
+        output=str(root), steps=2, batch_pairs=16, warmup_steps=1, num_workers=0, max_queries=30
+    )
 
 
 def test_one_table_compares_lorentz_euclidean_and_zero_shot(demo_root):
     result = run(_config(demo_root))
     rows = [(r["model"], r["score"]) for r in result["rows"]]
-    assert rows == [("Lorentz", "angle"), ("Lorentz", "cosine"), ("Euclidean", "angle"),
-                    ("Euclidean", "cosine"), ("zero-shot", "cosine")]
+    assert rows == [
+        ("Lorentz", "angle"),
+        ("Lorentz", "cosine"),
+        ("Euclidean", "angle"),
+        ("Euclidean", "cosine"),
+        ("zero-shot", "cosine"),
+    ]
     folder = demo_root / "experiment"
     saved = json.loads((folder / "results.json").read_text())
     assert saved["config"]["steps"] == 2 and len(saved["rows"]) == 5
@@ -50,8 +56,7 @@ def test_rerun_reuses_training_and_the_embedding_cache(demo_root, monkeypatch):
     run(_config(demo_root))
     assert calls == []
     assert json.loads((demo_root / "experiment" / "results.json").read_text())["training_reused"]
-    report = json.loads((demo_root / "experiment" / "lorentz" / "eval" / "report.json")
-                        .read_text())
+    report = json.loads((demo_root / "experiment" / "lorentz" / "eval" / "report.json").read_text())
     assert report["embedding"]["cache_hit"]
 
 

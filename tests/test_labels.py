@@ -11,8 +11,16 @@ from training.labels import LabelIndex, depth_first_labels
 def small_tree() -> nx.DiGraph:
     """scene -> {car -> {wheel -> {tyre}, door}, person -> {hand}}."""
     tree = nx.DiGraph(root=ROOT)
-    tree.add_edges_from([(ROOT, "person"), (ROOT, "car"), ("car", "wheel"), ("car", "door"),
-                         ("wheel", "tyre"), ("person", "hand")])
+    tree.add_edges_from(
+        [
+            (ROOT, "person"),
+            (ROOT, "car"),
+            ("car", "wheel"),
+            ("car", "door"),
+            ("wheel", "tyre"),
+            ("person", "hand"),
+        ]
+    )
     return tree
 
 
@@ -27,7 +35,13 @@ def test_descendants_matrix_is_down():
     for i, label in enumerate(index.labels):
         assert {index.labels[j] for j in np.flatnonzero(index.descendants[i])} == down(tree, label)
     assert dict(zip(index.labels, index.depth.tolist(), strict=True)) == {
-        "car": 1, "door": 2, "wheel": 2, "tyre": 3, "person": 1, "hand": 2}
+        "car": 1,
+        "door": 2,
+        "wheel": 2,
+        "tyre": 3,
+        "person": 1,
+        "hand": 2,
+    }
 
 
 def test_accepted_is_union_of_down_sets():
@@ -42,7 +56,12 @@ def test_at_depth_maps_to_ancestor_or_keeps_shallow_labels():
     codes = index.encode(["tyre", "wheel", "door", "car", "hand"])
     assert [index.labels[c] for c in index.at_depth(codes, 1)] == ["car"] * 4 + ["person"]
     assert [index.labels[c] for c in index.at_depth(codes, 2)] == [
-        "wheel", "wheel", "door", "car", "hand"]
+        "wheel",
+        "wheel",
+        "door",
+        "car",
+        "hand",
+    ]
 
 
 def test_tree_distance_counts_edges_through_lowest_common_ancestor():

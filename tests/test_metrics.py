@@ -33,16 +33,19 @@ def perfect_embedding() -> tuple[torch.Tensor, torch.Tensor]:
     axis = torch.eye(dim, dtype=torch.float64)
     branch = {"car": 0, "wheel": 0, "door": 0, "person": 1, "hand": 1}
     images = torch.stack([0.3 * axis[0], 0.3 * axis[1]])
-    crops = torch.stack([2.0 * axis[branch[label]] + 0.05 * axis[2 + i]
-                         for i, label in enumerate(CROP_LABELS)])
+    crops = torch.stack(
+        [2.0 * axis[branch[label]] + 0.05 * axis[2 + i] for i, label in enumerate(CROP_LABELS)]
+    )
     return images, crops
 
 
 def _relevances():
     index = LabelIndex.from_tree(small_tree())
     parents, children = index.multi_hot(IMAGE_LABELS), index.encode(CROP_LABELS)
-    return (Relevance.parent_to_child(index, parents, children),
-            Relevance.child_to_parent(index, children, parents))
+    return (
+        Relevance.parent_to_child(index, parents, children),
+        Relevance.child_to_parent(index, children, parents),
+    )
 
 
 def test_perfect_hierarchical_embedding_gives_precision_one():
@@ -100,7 +103,9 @@ def test_child_to_parent_relevance_reads_ground_truth_backwards():
     # Every crop has exactly one correct image.
     assert child_to_parent.counts().tolist() == [1] * len(CROP_LABELS)
     assert child_to_parent.relevant(np.array([2, 8]), np.array([0, 1])).tolist() == [
-        [True, False], [False, True]]
+        [True, False],
+        [False, True],
+    ]
 
 
 def test_precision_recall_at_k_by_hand():
@@ -120,7 +125,9 @@ def test_topk_accuracy_counts_first_hit():
 def test_label_hits_single_and_multi_label_gallery():
     indices = np.array([[2, 0], [1, 2]])
     assert label_hits(indices, np.array([7, 8, 7]), np.array([7, 9])).tolist() == [
-        [True, True], [False, False]]
+        [True, True],
+        [False, False],
+    ]
     multi = np.array([[True, False], [False, True], [True, True]])
     assert label_hits(indices, multi, np.array([1, 0])).tolist() == [[True, False], [False, True]]
 
@@ -135,18 +142,19 @@ def test_same_class_accuracy_both_directions_on_perfect_embedding():
     # Parent -> child: the car image's six best crops are its branch's six, "door" among them;
     # k = 50 exceeds the 10 crops and is dropped.
     door, hand = index.encode(["door", "hand"])
-    accuracy = same_class_accuracy(images, crops, children, np.array([door, hand]), "angle_p2c",
-                                   1.0, ks=(6, 10, 50))
+    accuracy = same_class_accuracy(
+        images, crops, children, np.array([door, hand]), "angle_p2c", 1.0, ks=(6, 10, 50)
+    )
     assert accuracy == {6: 1.0, 10: 1.0}
 
 
 def _toy_relevance():
     """One query (1, 0); gallery (1, 0) relevant, (0, 1) relevant, (-1, 0), (1, 1)/sqrt(2)."""
     query = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
-    gallery = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [1.0, 1.0]],
-                           dtype=torch.float64)
-    relevance = Relevance(np.array([[True, True, False, False]]), np.array([0]),
-                          np.arange(4), "parent_to_child")
+    gallery = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    relevance = Relevance(
+        np.array([[True, True, False, False]]), np.array([0]), np.arange(4), "parent_to_child"
+    )
     return query, gallery, relevance
 
 
@@ -154,8 +162,14 @@ def test_precision_recall_curve_over_cosine_thresholds_by_hand():
     """Cosines 1, 0, -1, .71. At t = -.5: 3 retrieved, 2 correct; t = .5: 2 and 1; t = .9: 1, 1;
     t = 1.5: none (precision undefined)."""
     query, gallery, relevance = _toy_relevance()
-    curve = precision_recall_curve(query, gallery, relevance, "cosine",
-                                   thresholds=np.array([-0.5, 0.5, 0.9, 1.5]), gallery_chunk=3)
+    curve = precision_recall_curve(
+        query,
+        gallery,
+        relevance,
+        "cosine",
+        thresholds=np.array([-0.5, 0.5, 0.9, 1.5]),
+        gallery_chunk=3,
+    )
     assert curve["retrieved"].tolist() == [3, 2, 1, 0]
     assert curve["precision"][:3].tolist() == [2 / 3, 0.5, 1.0] and np.isnan(curve["precision"][3])
     assert curve["recall"].tolist() == [1.0, 0.5, 0.5, 0.0]
@@ -164,8 +178,9 @@ def test_precision_recall_curve_over_cosine_thresholds_by_hand():
 def test_precision_recall_curve_distance_retrieves_below_threshold():
     """Euclidean distances 0, sqrt 2, 2, 0.77: retrieved when <= t."""
     query, gallery, relevance = _toy_relevance()
-    curve = precision_recall_curve(query, gallery, relevance, "distance",
-                                   thresholds=np.array([0.5, 1.0, 1.5]))
+    curve = precision_recall_curve(
+        query, gallery, relevance, "distance", thresholds=np.array([0.5, 1.0, 1.5])
+    )
     assert curve["retrieved"].tolist() == [1, 2, 3]
     assert curve["true_positives"].tolist() == [1, 1, 2]
 

@@ -22,8 +22,18 @@ def run_ok(*args: str) -> None:
 @pytest.fixture(scope="module")
 def v3_run(shared_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("v3")
-    run_ok("--input", str(shared_data / "openimages-v3-head"), "--output", str(out),
-           "--splits", "validation,test", "--skip_images", "--chunk_mib", "0.01", *LOW)
+    run_ok(
+        "--input",
+        str(shared_data / "openimages-v3-head"),
+        "--output",
+        str(out),
+        "--splits",
+        "validation,test",
+        "--skip_images",
+        "--chunk_mib",
+        "0.01",
+        *LOW,
+    )
     return out
 
 
@@ -66,7 +76,8 @@ def _naive_candidates(csv_path: Path) -> set[tuple[str, int, int]]:
                 if pid == cid or plabel == clabel or parea < 0.01 or parea <= carea:
                     continue
                 inter = max(0.0, min(cx1, px1) - max(cx0, px0)) * max(
-                    0.0, min(cy1, py1) - max(cy0, py0))
+                    0.0, min(cy1, py1) - max(cy0, py0)
+                )
                 if inter / carea >= 0.8 and inter / (carea + parea - inter) < 0.9:
                     found.add((image_id, pid, cid))
     return found
@@ -75,10 +86,17 @@ def _naive_candidates(csv_path: Path) -> set[tuple[str, int, int]]:
 def test_v3_candidates_match_the_rule_written_out(v3_run, shared_data):
     candidates = outputs.read_table(str(v3_run), "candidates")
     got = candidates.filter(pc.equal(candidates["split"], "validation"))
-    got = set(zip(got["image_id"].to_pylist(), got["parent_box"].to_pylist(),
-                  got["child_box"].to_pylist(), strict=True))
+    got = set(
+        zip(
+            got["image_id"].to_pylist(),
+            got["parent_box"].to_pylist(),
+            got["child_box"].to_pylist(),
+            strict=True,
+        )
+    )
     expected = _naive_candidates(
-        shared_data / "openimages-v3-head" / "validation-annotations-bbox.csv")
+        shared_data / "openimages-v3-head" / "validation-annotations-bbox.csv"
+    )
     assert got == expected
     assert len(got) > 50  # the head holds real nested boxes (Person/Clothing/Face...)
 
@@ -87,15 +105,33 @@ def test_v3_label_pairs_are_the_candidates_counted(v3_run):
     candidates = outputs.read_table(str(v3_run), "candidates")
     label_pairs = outputs.read_table(str(v3_run), "label_pairs")
     # No train split processed: the statistics come from validation and test together.
-    frequency = Counter(zip(candidates["parent_label"].to_pylist(),
-                            candidates["child_label"].to_pylist(), strict=True))
-    got = dict(zip(zip(label_pairs["parent_label"].to_pylist(),
-                       label_pairs["child_label"].to_pylist(), strict=True),
-                   label_pairs["frequency"].to_pylist(), strict=True))
+    frequency = Counter(
+        zip(
+            candidates["parent_label"].to_pylist(),
+            candidates["child_label"].to_pylist(),
+            strict=True,
+        )
+    )
+    got = dict(
+        zip(
+            zip(
+                label_pairs["parent_label"].to_pylist(),
+                label_pairs["child_label"].to_pylist(),
+                strict=True,
+            ),
+            label_pairs["frequency"].to_pylist(),
+            strict=True,
+        )
+    )
     assert got == dict(frequency)
     assert all(0 < p <= 1 for p in label_pairs["proportion"].to_pylist())
-    names = dict(zip(label_pairs["parent_label"].to_pylist(),
-                     label_pairs["parent_name"].to_pylist(), strict=True))
+    names = dict(
+        zip(
+            label_pairs["parent_label"].to_pylist(),
+            label_pairs["parent_name"].to_pylist(),
+            strict=True,
+        )
+    )
     assert names.get("/m/01g317") == "Person"  # V3 display names come through
 
 
@@ -104,15 +140,27 @@ def test_v3_pairs_are_image_boxes_plus_accepted_candidates(v3_run):
     pairs = outputs.read_table(str(v3_run), "pairs")
     candidates = outputs.read_table(str(v3_run), "candidates")
     label_pairs = outputs.read_table(str(v3_run), "label_pairs")
-    accepted = {(p, c) for p, c, a in zip(label_pairs["parent_label"].to_pylist(),
-                                          label_pairs["child_label"].to_pylist(),
-                                          label_pairs["accepted"].to_pylist(), strict=True) if a}
+    accepted = {
+        (p, c)
+        for p, c, a in zip(
+            label_pairs["parent_label"].to_pylist(),
+            label_pairs["child_label"].to_pylist(),
+            label_pairs["accepted"].to_pylist(),
+            strict=True,
+        )
+        if a
+    }
     assert accepted
     kinds = Counter(pairs["kind"].to_pylist())
     assert kinds["image_box"] == pc.sum(boxes["kept"]).as_py()
-    expected_box_box = sum((p, c) in accepted for p, c in zip(
-        candidates["parent_label"].to_pylist(), candidates["child_label"].to_pylist(),
-        strict=True))
+    expected_box_box = sum(
+        (p, c) in accepted
+        for p, c in zip(
+            candidates["parent_label"].to_pylist(),
+            candidates["child_label"].to_pylist(),
+            strict=True,
+        )
+    )
     assert kinds["box_box"] == expected_box_box > 0
 
 
@@ -130,9 +178,16 @@ def test_v3_run_record(v3_run, shared_data):
 def test_synthetic_default_run_recovers_true_part_of(tmp_path):
     run_ok("--output", str(tmp_path), "--skip_images")
     label_pairs = outputs.read_table(str(tmp_path), "label_pairs")
-    accepted = {(p, c) for p, c, a in zip(label_pairs["parent_label"].to_pylist(),
-                                          label_pairs["child_label"].to_pylist(),
-                                          label_pairs["accepted"].to_pylist(), strict=True) if a}
+    accepted = {
+        (p, c)
+        for p, c, a in zip(
+            label_pairs["parent_label"].to_pylist(),
+            label_pairs["child_label"].to_pylist(),
+            label_pairs["accepted"].to_pylist(),
+            strict=True,
+        )
+        if a
+    }
     assert accepted == set(synth.true_part_of_pairs())
     record = outputs.read_run_record(str(tmp_path))
     assert record["options"]["input"].endswith("synthetic_input")
@@ -143,8 +198,7 @@ def test_two_local_workers_give_the_same_tables(shared_data, tmp_path):
     root = str(shared_data / "openimages-v3-head")
     args = ["--input", root, "--splits", "validation", "--skip_images", *LOW]
     run_ok(*args, "--output", str(tmp_path / "one"))
-    run_ok(*args, "--output", str(tmp_path / "two"), "--local_workers", "2",
-           "--chunk_mib", "0.02")
+    run_ok(*args, "--output", str(tmp_path / "two"), "--local_workers", "2", "--chunk_mib", "0.02")
     for table in ("boxes", "candidates", "pairs", "label_pairs", "rejects"):
         one = outputs.read_table(str(tmp_path / "one"), table)
         two = outputs.read_table(str(tmp_path / "two"), table)
@@ -153,8 +207,12 @@ def test_two_local_workers_give_the_same_tables(shared_data, tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.build_hier_openimages", *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.build_hier_openimages", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_missing_input_is_one_line_and_exit_2(tmp_path):
@@ -166,8 +224,9 @@ def test_missing_input_is_one_line_and_exit_2(tmp_path):
 def _write_split(root: Path, header: str, *rows: str) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "class-descriptions-boxable.csv").write_text("/m/a,Alpha\n/m/b,Beta\n")
-    (root / "validation-annotations-bbox.csv").write_text("\n".join([header, *rows]) + "\n"
-                                                           if header else "")
+    (root / "validation-annotations-bbox.csv").write_text(
+        "\n".join([header, *rows]) + "\n" if header else ""
+    )
 
 
 def test_missing_column_is_one_line_and_exit_2(tmp_path):
@@ -186,10 +245,10 @@ def test_empty_file_is_one_line_and_exit_2(tmp_path):
 def test_reject_bound_fails_naming_the_worst_reason(tmp_path):
     header = "ImageID,LabelName,XMin,XMax,YMin,YMax"
     good = [f"img{i},/m/a,0.1,0.9,0.1,0.9" for i in range(8)]
-    _write_split(tmp_path / "in", header, *good, "../etc,/m/a,0.1,0.9,0.1,0.9",
-                 "img9,/m/zzz,0.1,0.9,0.1,0.9")
-    done = _cli("--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-                "--skip_images")
+    _write_split(
+        tmp_path / "in", header, *good, "../etc,/m/a,0.1,0.9,0.1,0.9", "img9,/m/zzz,0.1,0.9,0.1,0.9"
+    )
+    done = _cli("--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--skip_images")
     assert done.returncode == 2
     assert "bad_image_id" in done.stderr and "unknown_label" in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("error: 2 of 10 input rows rejected")
@@ -199,53 +258,104 @@ def test_reject_bound_fails_naming_the_worst_reason(tmp_path):
     assert sorted(rejects["reason"].to_pylist()) == ["bad_image_id", "unknown_label"]
     assert sorted(rejects["line"].to_pylist()) == [10, 11]
     # The same input under a looser bound runs, and the rejects are still recorded.
-    assert _cli("--input", str(tmp_path / "in"), "--output", str(tmp_path / "ok"),
-                "--skip_images", "--max_reject_fraction", "0.5").returncode == 0
+    assert (
+        _cli(
+            "--input",
+            str(tmp_path / "in"),
+            "--output",
+            str(tmp_path / "ok"),
+            "--skip_images",
+            "--max_reject_fraction",
+            "0.5",
+        ).returncode
+        == 0
+    )
 
 
 def test_missing_file_is_one_line_and_exit_2(shared_data, tmp_path):
-    done = _cli("--input", str(shared_data / "openimages-v4-crlf"), "--output",
-                str(tmp_path / "out"), "--class_descriptions", str(tmp_path / "missing.csv"))
+    done = _cli(
+        "--input",
+        str(shared_data / "openimages-v4-crlf"),
+        "--output",
+        str(tmp_path / "out"),
+        "--class_descriptions",
+        str(tmp_path / "missing.csv"),
+    )
     assert done.returncode == 2
     assert "missing.csv" in done.stderr and done.stderr.strip().count("\n") == 0
 
 
 def test_unknown_split_is_one_line_and_exit_2(shared_data, tmp_path):
-    done = _cli("--input", str(shared_data / "openimages-v4-crlf"), "--output",
-                str(tmp_path / "out"), "--splits", "train", "--class_descriptions",
-                str(shared_data / "openimages-v4-meta" / "class-descriptions-boxable.csv"))
+    done = _cli(
+        "--input",
+        str(shared_data / "openimages-v4-crlf"),
+        "--output",
+        str(tmp_path / "out"),
+        "--splits",
+        "train",
+        "--class_descriptions",
+        str(shared_data / "openimages-v4-meta" / "class-descriptions-boxable.csv"),
+    )
     assert done.returncode == 2 and "--splits" in done.stderr
 
 
 def test_crlf_input_with_separate_class_descriptions(shared_data, tmp_path):
-    run_ok("--input", str(shared_data / "openimages-v4-crlf"), "--output", str(tmp_path),
-           "--class_descriptions",
-           str(shared_data / "openimages-v4-meta" / "class-descriptions-boxable.csv"),
-           "--skip_images", *LOW)
+    run_ok(
+        "--input",
+        str(shared_data / "openimages-v4-crlf"),
+        "--output",
+        str(tmp_path),
+        "--class_descriptions",
+        str(shared_data / "openimages-v4-meta" / "class-descriptions-boxable.csv"),
+        "--skip_images",
+        *LOW,
+    )
     boxes = outputs.read_table(str(tmp_path), "boxes")
     assert boxes.num_rows == 1955
     assert pc.sum(pc.equal(boxes["is_group_of"], 1)).as_py() == 406
     candidates = outputs.read_table(str(tmp_path), "candidates")
     # Group boxes may be parents but never children.
-    group = {(i, b) for i, b, g in zip(boxes["image_id"].to_pylist(), boxes["box_id"].to_pylist(),
-                                       boxes["is_group_of"].to_pylist(), strict=True) if g == 1}
-    children = set(zip(candidates["image_id"].to_pylist(), candidates["child_box"].to_pylist(),
-                       strict=True))
+    group = {
+        (i, b)
+        for i, b, g in zip(
+            boxes["image_id"].to_pylist(),
+            boxes["box_id"].to_pylist(),
+            boxes["is_group_of"].to_pylist(),
+            strict=True,
+        )
+        if g == 1
+    }
+    children = set(
+        zip(candidates["image_id"].to_pylist(), candidates["child_box"].to_pylist(), strict=True)
+    )
     assert not children & group
 
 
 def test_help_lists_pipeline_and_beam_options():
     done = _cli("--help")
     assert done.returncode == 0
-    for option in ("--min_pair_proportion", "--skip_images", "--runner", "--project",
-                   "--setup_file", "--direct_num_workers"):
+    for option in (
+        "--min_pair_proportion",
+        "--skip_images",
+        "--runner",
+        "--project",
+        "--setup_file",
+        "--direct_num_workers",
+    ):
         assert option in done.stdout, option
 
 
 def _accepted_and_isa(out: Path) -> tuple[set, set]:
     table = outputs.read_table(str(out), "label_pairs")
-    rows = list(zip(table["parent_label"].to_pylist(), table["child_label"].to_pylist(),
-                    table["accepted"].to_pylist(), table["isa"].to_pylist(), strict=True))
+    rows = list(
+        zip(
+            table["parent_label"].to_pylist(),
+            table["child_label"].to_pylist(),
+            table["accepted"].to_pylist(),
+            table["isa"].to_pylist(),
+            strict=True,
+        )
+    )
     return {(p, c) for p, c, a, _ in rows if a}, {(p, c) for p, c, _, i in rows if i}
 
 

@@ -19,20 +19,49 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_dataflow_dry_run_builds_the_job(shared_data):
-    result = run([
-        "--runner=DataflowRunner", "--dry_run=True", "--no_auth", "--project=hier-project",
-        "--region=us-central1", "--temp_location=gs://hier-bucket/tmp",
-        "--sdk_location=container", "--input", str(shared_data / "openimages-v3-head"),
-        "--splits", "validation", "--output", "gs://hier-bucket/out"])
+    result = run(
+        [
+            "--runner=DataflowRunner",
+            "--dry_run=True",
+            "--no_auth",
+            "--project=hier-project",
+            "--region=us-central1",
+            "--temp_location=gs://hier-bucket/tmp",
+            "--sdk_location=container",
+            "--input",
+            str(shared_data / "openimages-v3-head"),
+            "--splits",
+            "validation",
+            "--output",
+            "gs://hier-bucket/out",
+        ]
+    )
     # The dry run translates the whole graph into a Dataflow job without submitting it.
     assert result.job.options.view_as(StandardOptions).runner == "DataflowRunner"
     names = {t.unique_name for t in result.job.proto_pipeline.components.transforms.values()}
-    for step in ("Read and validate", "Key by image bucket", "Group images", "Mine",
-                 "Sum label pairs", "Label-pair statistics", "Label tree", "Merge reservoirs",
-                 "Finish buckets", "Write boxes", "Write rejects", "Write candidates",
-                 "Write pairs", "Write image_trees", "Write cross_pairs", "Write label_pairs",
-                 "Decode and crop", "Assemble samples", "Write shards", "Write sizes.json",
-                 "Write run.json"):
+    for step in (
+        "Read and validate",
+        "Key by image bucket",
+        "Group images",
+        "Mine",
+        "Sum label pairs",
+        "Label-pair statistics",
+        "Label tree",
+        "Merge reservoirs",
+        "Finish buckets",
+        "Write boxes",
+        "Write rejects",
+        "Write candidates",
+        "Write pairs",
+        "Write image_trees",
+        "Write cross_pairs",
+        "Write label_pairs",
+        "Decode and crop",
+        "Assemble samples",
+        "Write shards",
+        "Write sizes.json",
+        "Write run.json",
+    ):
         assert step in names, step
 
 
@@ -46,9 +75,18 @@ def _free_port() -> int:
 def gcs_emulator():
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
-         f"--port={port}", "--in-memory"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "gcp_storage_emulator",
+            "start",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--in-memory",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     host = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -75,13 +113,33 @@ def test_gs_input_and_output_through_the_emulator(shared_data, gcs_emulator, tmp
         "for name in ('validation-annotations-bbox.csv', 'class-descriptions.csv'):\n"
         "    fs.pipe_file('hier-test/in/' + name, open(src + '/' + name, 'rb').read())\n"
     )
-    subprocess.run([sys.executable, "-c", upload, str(shared_data / "openimages-v3-head")],
-                   check=True, env=env, timeout=120)
+    subprocess.run(
+        [sys.executable, "-c", upload, str(shared_data / "openimages-v3-head")],
+        check=True,
+        env=env,
+        timeout=120,
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines.build_hier_openimages", "--input", "gs://hier-test/in",
-         "--output", "gs://hier-test/out", "--skip_images", "--min_pair_frequency", "2",
-         "--min_pair_proportion", "0.05"],
-        capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "pipelines.build_hier_openimages",
+            "--input",
+            "gs://hier-test/in",
+            "--output",
+            "gs://hier-test/out",
+            "--skip_images",
+            "--min_pair_frequency",
+            "2",
+            "--min_pair_proportion",
+            "0.05",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     check = (
         "import json, sys\n"
@@ -91,8 +149,15 @@ def test_gs_input_and_output_through_the_emulator(shared_data, gcs_emulator, tmp
         "('boxes', 'rejects', 'candidates', 'pairs', 'label_pairs')}"
         " | {'status': outputs.read_run_record(root)['status']}))\n"
     )
-    got = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                         env=env, timeout=120, cwd=REPO, check=True)
+    got = subprocess.run(
+        [sys.executable, "-c", check],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=REPO,
+        check=True,
+    )
     counts = json.loads(got.stdout.strip().splitlines()[-1])
     assert counts["status"] == "succeeded"
     assert counts["boxes"] + counts["rejects"] == 1000
@@ -113,18 +178,38 @@ def test_gs_shards_through_the_emulator(gcs_emulator, tmp_path):
     )
     subprocess.run([sys.executable, "-c", make], check=True, env=env, timeout=300, cwd=REPO)
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines.build_hier_openimages", "--input", "gs://hier-shards/in",
-         "--output", "gs://hier-shards/out", "--min_pair_frequency", "3",
-         "--samples_per_shard", "20"],
-        capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "pipelines.build_hier_openimages",
+            "--input",
+            "gs://hier-shards/in",
+            "--output",
+            "gs://hier-shards/out",
+            "--min_pair_frequency",
+            "3",
+            "--samples_per_shard",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     fetch = (
         "import fsspec, sys\n"
         "fs = fsspec.filesystem('gs')\n"
         "fs.get('hier-shards/out/shards', sys.argv[1], recursive=True)\n"
     )
-    subprocess.run([sys.executable, "-c", fetch, str(tmp_path / "shards")], check=True, env=env,
-                   timeout=300, cwd=REPO)
+    subprocess.run(
+        [sys.executable, "-c", fetch, str(tmp_path / "shards")],
+        check=True,
+        env=env,
+        timeout=300,
+        cwd=REPO,
+    )
     for split, n_images in (("train", 60), ("validation", 12)):
         folder = tmp_path / "shards" / split
         sizes = json.loads((folder / "sizes.json").read_text())

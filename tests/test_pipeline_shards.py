@@ -34,13 +34,20 @@ def synth_root(tmp_path_factory) -> Path:
 
 
 def _run(root: Path, out: Path, *extra: str) -> None:
-    assert main(["--input", str(root), "--output", str(out), "--samples_per_shard", "50",
-                 *LOW, *extra]) == 0
+    assert (
+        main(
+            ["--input", str(root), "--output", str(out), "--samples_per_shard", "50", *LOW, *extra]
+        )
+        == 0
+    )
 
 
 def _shard_digests(out: Path) -> dict[str, str]:
-    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.glob("shards/*/*")) if p.suffix in (".tar", ".json")}
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.glob("shards/*/*"))
+        if p.suffix in (".tar", ".json")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +71,8 @@ def test_webdataset_reads_every_shard_and_counts_match_sizes(clean_run, synth_ro
                 meta = json.loads(sample["json"])
                 crops = {k[:-4] for k in sample if k.endswith(".jpg")}
                 assert crops == {"img"} | {b["key"] for b in meta["boxes"]} | {
-                    c["key"] for c in meta["cross"]}
+                    c["key"] for c in meta["cross"]
+                }
                 source = synth_root / split / f"{sample['__key__']}.jpg"
                 assert (meta["width"], meta["height"]) == Image.open(source).size
                 children = {p["child"] for p in meta["pairs"]}
@@ -80,8 +88,7 @@ def test_sample_metadata_matches_tables(clean_run):
     meta = json.loads(sample["json"])
     image_id = meta["image_id"]
     kinds = {"image_box": 0, "box_box": 0}
-    for kind, image in zip(pairs["kind"].to_pylist(), pairs["image_id"].to_pylist(),
-                           strict=True):
+    for kind, image in zip(pairs["kind"].to_pylist(), pairs["image_id"].to_pylist(), strict=True):
         if image == image_id:
             kinds[kind] += 1
     got = {k: sum(p["kind"] == k for p in meta["pairs"]) for k in kinds}
@@ -90,9 +97,16 @@ def test_sample_metadata_matches_tables(clean_run):
     assert len(meta["cross"]) == n_cross == sum(p["kind"] == "cross_image" for p in meta["pairs"])
     for entry in meta["cross"]:
         assert entry["source_image_id"] != image_id
-    parents = {b: p for i, b, p in zip(trees["image_id"].to_pylist(), trees["box_id"].to_pylist(),
-                                       trees["parent_box"].to_pylist(), strict=True)
-               if i == image_id}
+    parents = {
+        b: p
+        for i, b, p in zip(
+            trees["image_id"].to_pylist(),
+            trees["box_id"].to_pylist(),
+            trees["parent_box"].to_pylist(),
+            strict=True,
+        )
+        if i == image_id
+    }
     for box in meta["boxes"]:
         parent = parents[box["box_id"]]
         assert box["tree_parent"] == ("img" if parent < 0 else f"b{parent:03d}")
@@ -113,8 +127,9 @@ def test_rerun_gives_byte_identical_shards(synth_root, clean_run, tmp_path):
 
 
 def test_two_workers_give_identical_shards(synth_root, clean_run, tmp_path):
-    _run(synth_root, tmp_path, "--local_workers", "2", "--chunk_mib", "0.05",
-         "--bucket_mib", "0.02")
+    _run(
+        synth_root, tmp_path, "--local_workers", "2", "--chunk_mib", "0.05", "--bucket_mib", "0.02"
+    )
     assert _shard_digests(tmp_path) == _shard_digests(clean_run)
     one = outputs.read_table(str(clean_run), "cross_pairs")
     two = outputs.read_table(str(tmp_path), "cross_pairs")
@@ -132,10 +147,21 @@ def _complete_tar(path: Path) -> bool:
 
 
 def test_sigkill_during_shard_writing_then_rerun(synth_root, clean_run, tmp_path):
-    args = [sys.executable, "-m", "pipelines.build_hier_openimages", "--input", str(synth_root),
-            "--output", str(tmp_path), "--samples_per_shard", "50", *LOW]
-    process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        sys.executable,
+        "-m",
+        "pipelines.build_hier_openimages",
+        "--input",
+        str(synth_root),
+        "--output",
+        str(tmp_path),
+        "--samples_per_shard",
+        "50",
+        *LOW,
+    ]
+    process = subprocess.Popen(
+        args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     seen_tars: set[str] = set()
     deadline = time.monotonic() + 240
     try:
@@ -172,11 +198,16 @@ def test_corrupt_and_missing_images_become_rejects(synth_root, tmp_path):
     out = tmp_path / "out"
     _run(root, out)
     rejects = outputs.read_table(str(out), "rejects")
-    image_rows = {Path(f).stem: r for f, r in zip(rejects["file"].to_pylist(),
-                                                  rejects["reason"].to_pylist(), strict=True)
-                  if f.endswith(".jpg")}
-    assert image_rows == {images[0].stem: "image_missing", images[1].stem: "image_corrupt",
-                          images[2].stem: "image_truncated"}
+    image_rows = {
+        Path(f).stem: r
+        for f, r in zip(rejects["file"].to_pylist(), rejects["reason"].to_pylist(), strict=True)
+        if f.endswith(".jpg")
+    }
+    assert image_rows == {
+        images[0].stem: "image_missing",
+        images[1].stem: "image_corrupt",
+        images[2].stem: "image_truncated",
+    }
     sizes = json.loads((out / "shards" / "validation" / "sizes.json").read_text())
     assert sum(sizes.values()) == SIZES["validation"] - 3
     record = outputs.read_run_record(str(out))
@@ -191,11 +222,32 @@ def test_real_photos_crop_like_the_reference(shared_data, tmp_path):
     shutil.copy(photos / "boxes.csv", root / "validation-annotations-bbox.csv")
     shutil.copy(shared_data / "openimages-v4-meta" / "class-descriptions-boxable.csv", root)
     out = tmp_path / "out"
-    assert main(["--input", str(root), "--output", str(out), "--images",
-                 str(photos / "images" / "{image_id}.jpg"), "--crop_size", "4096",
-                 "--jpeg_quality", "95", "--min_box_area", "0", "--duplicate_iou", "2"]) == 0
-    samples = {s["__key__"]: s for url in sorted((out / "shards" / "validation").glob("*.tar"))
-               for s in wds.WebDataset(str(url), shardshuffle=False)}
+    assert (
+        main(
+            [
+                "--input",
+                str(root),
+                "--output",
+                str(out),
+                "--images",
+                str(photos / "images" / "{image_id}.jpg"),
+                "--crop_size",
+                "4096",
+                "--jpeg_quality",
+                "95",
+                "--min_box_area",
+                "0",
+                "--duplicate_iou",
+                "2",
+            ]
+        )
+        == 0
+    )
+    samples = {
+        s["__key__"]: s
+        for url in sorted((out / "shards" / "validation").glob("*.tar"))
+        for s in wds.WebDataset(str(url), shardshuffle=False)
+    }
     assert len(samples) == 14
     rectangles = (photos / "reference-crops" / "crop-rectangles.csv").read_text().splitlines()
     assert len(rectangles) > 1
@@ -204,8 +256,10 @@ def test_real_photos_crop_like_the_reference(shared_data, tmp_path):
         references = sorted((photos / "reference-crops" / image_id).glob("*.png"))
         assert len(meta["boxes"]) == len(references)
         for box, reference in zip(meta["boxes"], references, strict=True):
-            ours = np.asarray(Image.open(io.BytesIO(samples[image_id][f"{box['key']}.jpg"]))
-                              .convert("RGB"), dtype=np.int16)
+            ours = np.asarray(
+                Image.open(io.BytesIO(samples[image_id][f"{box['key']}.jpg"])).convert("RGB"),
+                dtype=np.int16,
+            )
             theirs = np.asarray(Image.open(reference).convert("RGB"), dtype=np.int16)
             assert ours.shape == theirs.shape  # the crop rule's pixel rectangle, unscaled
             assert np.abs(ours - theirs).mean() < 4  # JPEG at quality 95 of the same pixels

@@ -32,8 +32,7 @@ def test_chunked_topk_equals_brute_force(score, curv):
     brute = pairwise_scores(queries, gallery, score, curv)
     want_values, want_index = brute.topk(20, dim=1, largest=higher_is_better(score))
     # Chunks that do not divide Q or G: several query chunks and gallery merges.
-    values, index = topk_scores(queries, gallery, 20, score, curv, query_chunk=8,
-                                gallery_chunk=150)
+    values, index = topk_scores(queries, gallery, 20, score, curv, query_chunk=8, gallery_chunk=150)
     assert torch.equal(index, want_index)
     torch.testing.assert_close(values, want_values, rtol=0, atol=1e-12)
 
@@ -46,8 +45,9 @@ def test_float32_topk_matches_float64_brute_force(score, curv):
     gallery = _points(800, 32, 1.0, torch.float64, 3)
     brute = pairwise_scores(queries, gallery, score, curv)
     want_values, want_index = brute.topk(10, dim=1, largest=higher_is_better(score))
-    values, index = topk_scores(queries.float(), gallery.float(), 10, score, curv,
-                                query_chunk=16, gallery_chunk=300)
+    values, index = topk_scores(
+        queries.float(), gallery.float(), 10, score, curv, query_chunk=16, gallery_chunk=300
+    )
     assert values.dtype == torch.float32
     assert (index == want_index).float().mean() >= 0.99
     torch.testing.assert_close(values.double(), want_values, rtol=0, atol=5e-5)

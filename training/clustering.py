@@ -102,12 +102,14 @@ def hierarchy_clustering_scores(
         truth = labels.at_depth(codes, depth)
         n_clusters = len(np.unique(truth))
         clusters = fcluster(tree, t=n_clusters, criterion="maxclust")
-        results.append({
-            "depth": depth,
-            "clusters": n_clusters,
-            "items": len(codes),
-            "ami": float(adjusted_mutual_info_score(truth, clusters)),
-            "purity": purity(truth, clusters),
-            "hhot": hhot(truth, clusters, distance) if with_hhot else None,
-        })
+        results.append(
+            {
+                "depth": depth,
+                "clusters": n_clusters,
+                "items": len(codes),
+                "ami": float(adjusted_mutual_info_score(truth, clusters)),
+                "purity": purity(truth, clusters),
+                "hhot": hhot(truth, clusters, distance) if with_hhot else None,
+            }
+        )
     return results

@@ -39,20 +39,22 @@ from training.encoders import build_encoder, load_encoder
 # Bump when the crop table or the preprocessing changes: old cache entries are then ignored.
 CACHE_VERSION = 1
 IMAGE, BOX = "image", "box"
-CROPS = pa.schema([
-    ("split", pa.string()),
-    ("image_id", pa.string()),
-    ("key", pa.string()),  # "img" or "bNNN": the shard entry, with image_id the crop's identity
-    ("kind", pa.string()),  # IMAGE or BOX
-    ("label", pa.string()),  # a box's label; null for a whole image
-    ("labels", pa.list_(pa.string())),  # an image's kept-box labels (sorted); [label] for a box
-    ("box_id", pa.int32()),  # -1 for a whole image
-    ("area_fraction", pa.float64()),  # box area / image area (normalised coords); 1 for images
-    ("is_group_of", pa.int8()),  # the box's IsGroupOf flag; 0 for images
-    ("image_depth", pa.int32()),  # depth in the image's own tree: 0 image, 1 under it, ...
-    ("tree_parent", pa.string()),  # parent key in the image's tree; null for a whole image
-    ("shard", pa.string()),  # URL of the tar that holds the crop
-])
+CROPS = pa.schema(
+    [
+        ("split", pa.string()),
+        ("image_id", pa.string()),
+        ("key", pa.string()),  # "img" or "bNNN": the shard entry, with image_id the crop's identity
+        ("kind", pa.string()),  # IMAGE or BOX
+        ("label", pa.string()),  # a box's label; null for a whole image
+        ("labels", pa.list_(pa.string())),  # an image's kept-box labels (sorted); [label] for a box
+        ("box_id", pa.int32()),  # -1 for a whole image
+        ("area_fraction", pa.float64()),  # box area / image area (normalised coords); 1 for images
+        ("is_group_of", pa.int8()),  # the box's IsGroupOf flag; 0 for images
+        ("image_depth", pa.int32()),  # depth in the image's own tree: 0 image, 1 under it, ...
+        ("tree_parent", pa.string()),  # parent key in the image's tree; null for a whole image
+        ("shard", pa.string()),  # URL of the tar that holds the crop
+    ]
+)
 
 
 def crop_rows(metadata: dict, shard: str) -> list[dict]:
@@ -72,15 +74,36 @@ def crop_rows(metadata: dict, shard: str) -> list[dict]:
         return depth[key]
 
     common = {"split": metadata["split"], "image_id": metadata["image_id"], "shard": shard}
-    rows = [{**common, "key": ROOT_KEY, "kind": IMAGE, "label": None,
-             "labels": sorted(metadata["labels"]), "box_id": -1, "area_fraction": 1.0,
-             "is_group_of": 0, "image_depth": 0, "tree_parent": None}]
+    rows = [
+        {
+            **common,
+            "key": ROOT_KEY,
+            "kind": IMAGE,
+            "label": None,
+            "labels": sorted(metadata["labels"]),
+            "box_id": -1,
+            "area_fraction": 1.0,
+            "is_group_of": 0,
+            "image_depth": 0,
+            "tree_parent": None,
+        }
+    ]
     for box in boxes:
         area = (box["xmax"] - box["xmin"]) * (box["ymax"] - box["ymin"])
-        rows.append({**common, "key": box["key"], "kind": BOX, "label": box["label"],
-                     "labels": [box["label"]], "box_id": box["box_id"], "area_fraction": area,
-                     "is_group_of": box.get("is_group_of", 0), "image_depth": depth_of(box["key"]),
-                     "tree_parent": parent[box["key"]]})
+        rows.append(
+            {
+                **common,
+                "key": box["key"],
+                "kind": BOX,
+                "label": box["label"],
+                "labels": [box["label"]],
+                "box_id": box["box_id"],
+                "area_fraction": area,
+                "is_group_of": box.get("is_group_of", 0),
+                "image_depth": depth_of(box["key"]),
+                "tree_parent": parent[box["key"]],
+            }
+        )
     return rows
 
 
@@ -107,7 +130,7 @@ class _PooledFeatures(nn.Module):
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" (cuda when visible), "cuda" or "cpu"."""
+    """ "auto" (cuda when visible), "cuda" or "cpu"."""
     if name not in ("auto", "cuda", "cpu"):
         raise InputError(f"--device must be auto, cuda or cpu, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
@@ -176,11 +199,23 @@ def from_checkpoint(path: str | os.PathLike, device: torch.device) -> EmbeddingM
         raise InputError(str(err)) from err
     curv = None if encoder.curv is None else float(encoder.curv.detach())
     return EmbeddingModel(
-        encoder, encoder.image_size, encoder.image_mean, encoder.image_std, encoder.geometry,
-        curv, zero_shot=False, fingerprint=f"checkpoint:{sha256_path(path)}",
-        description={"checkpoint": str(path), "encoder": encoder.name,
-                     "geometry": encoder.geometry, "embed_dim": encoder.embed_dim, "curv": curv},
-        device=device)
+        encoder,
+        encoder.image_size,
+        encoder.image_mean,
+        encoder.image_std,
+        encoder.geometry,
+        curv,
+        zero_shot=False,
+        fingerprint=f"checkpoint:{sha256_path(path)}",
+        description={
+            "checkpoint": str(path),
+            "encoder": encoder.name,
+            "geometry": encoder.geometry,
+            "embed_dim": encoder.embed_dim,
+            "curv": curv,
+        },
+        device=device,
+    )
 
 
 def zero_shot(name: str, weights: str | None, seed: int, device: torch.device) -> EmbeddingModel:
@@ -197,12 +232,22 @@ def zero_shot(name: str, weights: str | None, seed: int, device: torch.device) -
         raise InputError(str(err)) from err
     source = f"sha256:{sha256_path(weights)}" if weights else f"random-init:seed={seed}"
     return EmbeddingModel(
-        _PooledFeatures(encoder.backbone), encoder.image_size, encoder.image_mean,
-        encoder.image_std, "euclidean", None, zero_shot=True,
+        _PooledFeatures(encoder.backbone),
+        encoder.image_size,
+        encoder.image_mean,
+        encoder.image_std,
+        "euclidean",
+        None,
+        zero_shot=True,
         fingerprint=f"zero-shot:{name}:{source}:torch={torch.__version__}",
-        description={"encoder": name, "weights": weights or "random init", "seed": seed,
-                     "features": "backbone pooled output"},
-        device=device)
+        description={
+            "encoder": name,
+            "weights": weights or "random init",
+            "seed": seed,
+            "features": "backbone pooled output",
+        },
+        device=device,
+    )
 
 
 def shard_fingerprint(url: str) -> str:
@@ -221,9 +266,13 @@ def shard_fingerprint(url: str) -> str:
 
 def cache_key(model: EmbeddingModel, urls: Sequence[str]) -> str:
     """sha256 naming one cache entry: cache version, model, preprocessing and shard contents."""
-    ident = {"version": CACHE_VERSION, "model": model.fingerprint,
-             "image_size": model.image_size, "preprocess": "letterbox-mean-fill",
-             "shards": [[url, shard_fingerprint(url)] for url in urls]}
+    ident = {
+        "version": CACHE_VERSION,
+        "model": model.fingerprint,
+        "image_size": model.image_size,
+        "preprocess": "letterbox-mean-fill",
+        "shards": [[url, shard_fingerprint(url)] for url in urls],
+    }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
@@ -239,8 +288,13 @@ class Embedded:
     cache_hit: bool
 
 
-def embed_split(model: EmbeddingModel, urls: Sequence[str], batch_size: int = 256,
-                workers: int = 4, progress: bool = True) -> tuple[pa.Table, np.ndarray]:
+def embed_split(
+    model: EmbeddingModel,
+    urls: Sequence[str],
+    batch_size: int = 256,
+    workers: int = 4,
+    progress: bool = True,
+) -> tuple[pa.Table, np.ndarray]:
     """Embed every unique crop of the shards once: (CROPS table, (N, D) float32)."""
     rows, parts, pending = [], [], []
     bar = tqdm(desc="embed", unit="crop", disable=not progress)
@@ -273,8 +327,14 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
-def load_or_embed(model: EmbeddingModel, urls: Sequence[str], cache_dir: str,
-                  batch_size: int = 256, workers: int = 4, progress: bool = True) -> Embedded:
+def load_or_embed(
+    model: EmbeddingModel,
+    urls: Sequence[str],
+    cache_dir: str,
+    batch_size: int = 256,
+    workers: int = 4,
+    progress: bool = True,
+) -> Embedded:
     """The split's embeddings from the cache, or embedded now and written to it.
 
     An entry counts only once its meta.json exists (written after the data files, each
@@ -282,8 +342,10 @@ def load_or_embed(model: EmbeddingModel, urls: Sequence[str], cache_dir: str,
     """
     key = cache_key(model, urls)
     folder = posixpath.join(cache_dir.rstrip("/"), key)
-    paths = {name: posixpath.join(folder, name)
-             for name in ("crops.parquet", "embeddings.npy", "meta.json")}
+    paths = {
+        name: posixpath.join(folder, name)
+        for name in ("crops.parquet", "embeddings.npy", "meta.json")
+    }
     if exists(paths["meta.json"]):
         crops = pq.read_table(io.BytesIO(read_bytes(paths["crops.parquet"])))
         # allow_pickle=False: a cache file is data, never code.
@@ -293,18 +355,31 @@ def load_or_embed(model: EmbeddingModel, urls: Sequence[str], cache_dir: str,
             return Embedded(crops, embeddings, key, meta, cache_hit=True)
     started = time.perf_counter()
     crops, embeddings = embed_split(model, urls, batch_size, workers, progress)
-    meta = {"key": key, "cache_version": CACHE_VERSION, "model": model.description,
-            "fingerprint": model.fingerprint, "geometry": model.geometry, "curv": model.curv,
-            "zero_shot": model.zero_shot, "shards": list(urls), "crops": crops.num_rows,
-            "dim": int(embeddings.shape[1]), "seconds": time.perf_counter() - started}
+    meta = {
+        "key": key,
+        "cache_version": CACHE_VERSION,
+        "model": model.description,
+        "fingerprint": model.fingerprint,
+        "geometry": model.geometry,
+        "curv": model.curv,
+        "zero_shot": model.zero_shot,
+        "shards": list(urls),
+        "crops": crops.num_rows,
+        "dim": int(embeddings.shape[1]),
+        "seconds": time.perf_counter() - started,
+    }
     write_bytes(paths["crops.parquet"], _parquet_bytes(crops))
     write_bytes(paths["embeddings.npy"], _npy_bytes(embeddings))
     write_json(paths["meta.json"], meta)
     return Embedded(crops, embeddings, key, meta, cache_hit=False)
 
 
-def embed_files(model: EmbeddingModel, paths: Sequence[str | os.PathLike],
-                batch_size: int = 256, workers: int = 4) -> np.ndarray:
+def embed_files(
+    model: EmbeddingModel,
+    paths: Sequence[str | os.PathLike],
+    batch_size: int = 256,
+    workers: int = 4,
+) -> np.ndarray:
     """(N, D) float32 embeddings of image files (kNN folders), letterboxed like the crops."""
     parts = []
     with ThreadPoolExecutor(max(1, workers)) as pool:

@@ -63,11 +63,15 @@ class EvalSet:
         return flat // self.labels.size, flat % self.labels.size
 
     def counts(self) -> dict[str, int]:
-        return {"images": len(self.parents), "boxes": len(self.boxes),
-                "children": len(self.children), "parent_queries": len(self.parent_queries),
-                "child_queries": len(self.child_queries),
-                "labels_in_tree": self.labels.size,
-                "boxes_with_labels_not_in_tree": int((self.depth < 0).sum())}
+        return {
+            "images": len(self.parents),
+            "boxes": len(self.boxes),
+            "children": len(self.children),
+            "parent_queries": len(self.parent_queries),
+            "child_queries": len(self.child_queries),
+            "labels_in_tree": self.labels.size,
+            "boxes_with_labels_not_in_tree": int((self.depth < 0).sum()),
+        }
 
 
 def _subset(n: int, max_queries: int | None, seed: int, stream: int) -> np.ndarray:
@@ -80,9 +84,13 @@ def _subset(n: int, max_queries: int | None, seed: int, stream: int) -> np.ndarr
     return np.sort(np.random.default_rng([seed, stream]).choice(n, max_queries, replace=False))
 
 
-def build_eval_set(crops: pa.Table, labels: LabelIndex,
-                   child_area: tuple[float, float] = CHILD_AREA,
-                   max_queries: int | None = 1000, seed: int = 0) -> EvalSet:
+def build_eval_set(
+    crops: pa.Table,
+    labels: LabelIndex,
+    child_area: tuple[float, float] = CHILD_AREA,
+    max_queries: int | None = 1000,
+    seed: int = 0,
+) -> EvalSet:
     """Parents, children and their seeded query subsets from an embedded crop table.
 
     Args:
@@ -125,9 +133,16 @@ def build_eval_set(crops: pa.Table, labels: LabelIndex,
         raise ValueError("a box crop has no whole-image crop in the table")
 
     return EvalSet(
-        labels=labels, parents=parents, parent_labels=parent_labels, children=children,
-        child_codes=child_codes, child_parent=child_parent,
+        labels=labels,
+        parents=parents,
+        parent_labels=parent_labels,
+        children=children,
+        child_codes=child_codes,
+        child_parent=child_parent,
         parent_queries=_subset(len(parents), max_queries, seed, 0),
         child_queries=_subset(len(children), max_queries, seed, 1),
-        boxes=boxes, box_codes=box_codes, depth=depth,
-        unknown_labels=sorted(set(box_labels.filter(pa.array(~known)).to_pylist())))
+        boxes=boxes,
+        box_codes=box_codes,
+        depth=depth,
+        unknown_labels=sorted(set(box_labels.filter(pa.array(~known)).to_pylist())),
+    )

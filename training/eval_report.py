@@ -70,18 +70,25 @@ def headline(report: dict, score: str | None = None) -> dict:
     hier = _find(report["hierarchical"], direction=PARENT_TO_CHILD, score=score) or {}
     curve = _find(report["pr_curves"], direction=PARENT_TO_CHILD, score=score) or {}
     clusters = report.get("clustering") or []
-    mean = lambda key: (float(np.mean([c[key] for c in clusters])) if clusters  # noqa: E731
-                        else None)
+
+    def mean(key: str) -> float | None:
+        return float(np.mean([c[key] for c in clusters])) if clusters else None
+
     knn = report.get("knn") or {}
     return {
         "score": score,
-        "c2p_top5": c2p.get("top_5"), "c2p_top10": c2p.get("top_10"),
-        "p2c_top5": p2c.get("top_5"), "p2c_top10": p2c.get("top_10"),
-        "hier_k": hier.get("k"), "hier_precision": hier.get("precision"),
-        "hier_recall": hier.get("recall"), "hier_ot": hier.get("ot"),
+        "c2p_top5": c2p.get("top_5"),
+        "c2p_top10": c2p.get("top_10"),
+        "p2c_top5": p2c.get("top_5"),
+        "p2c_top10": p2c.get("top_10"),
+        "hier_k": hier.get("k"),
+        "hier_precision": hier.get("precision"),
+        "hier_recall": hier.get("recall"),
+        "hier_ot": hier.get("ot"),
         "chance_precision": report["chance_precision"].get(PARENT_TO_CHILD),
         "pr_area": curve.get("area"),
-        "ami": mean("ami"), "purity": mean("purity"),
+        "ami": mean("ami"),
+        "purity": mean("purity"),
         "kendall_tau": report["radial"]["all_crops"]["kendall_tau"],
         "knn": knn.get("accuracy"),
     }
@@ -91,61 +98,131 @@ def markdown(report: dict) -> str:
     """report.md: the model, the data and one table per metric family."""
     model, data, emb = report["model"], report["data"], report["embedding"]
     described = ", ".join(f"{k}={_fmt(v)}" for k, v in model.items() if k != "scores")
-    out = ["# Evaluation report", "", f"Model: {described}", "",
-           f"Data: {data['images']} images (parents), {data['children']} child crops "
-           f"(box area {report['config']['min_child_area']}–{report['config']['max_child_area']}"
-           f" of the image), {data['boxes']} boxes in all; {data['parent_queries']} parent and "
-           f"{data['child_queries']} child queries (seed {report['config']['seed']}); "
-           f"{data['labels_in_tree']} tree labels; "
-           f"{data['boxes_with_labels_not_in_tree']} boxes with labels not in the tree.", "",
-           f"Embeddings: {emb['crops']} crops × {emb['dim']} dims, cache "
-           f"{'hit' if emb['cache_hit'] else 'miss'} ({emb['key'][:12]}).", ""]
+    out = [
+        "# Evaluation report",
+        "",
+        f"Model: {described}",
+        "",
+        f"Data: {data['images']} images (parents), {data['children']} child crops "
+        f"(box area {report['config']['min_child_area']}–{report['config']['max_child_area']}"
+        f" of the image), {data['boxes']} boxes in all; {data['parent_queries']} parent and "
+        f"{data['child_queries']} child queries (seed {report['config']['seed']}); "
+        f"{data['labels_in_tree']} tree labels; "
+        f"{data['boxes_with_labels_not_in_tree']} boxes with labels not in the tree.",
+        "",
+        f"Embeddings: {emb['crops']} crops × {emb['dim']} dims, cache "
+        f"{'hit' if emb['cache_hit'] else 'miss'} ({emb['key'][:12]}).",
+        "",
+    ]
     ks = [k for k in TOPK_ACCURACY_KS if any(f"top_{k}" in r for r in report["same_class"])]
-    out += ["## Same-class retrieval (Top-k accuracy)", "",
-            "child → parent: a hit is an image holding a box of the child's label; "
-            "parent → child: one query per (image, label of one of its child crops), a hit is "
-            "a child crop of that label.", ""]
+    out += [
+        "## Same-class retrieval (Top-k accuracy)",
+        "",
+        "child → parent: a hit is an image holding a box of the child's label; "
+        "parent → child: one query per (image, label of one of its child crops), a hit is "
+        "a child crop of that label.",
+        "",
+    ]
     out += markdown_table(
         ["direction", "score", "queries", "candidates", *(f"top-{k}" for k in ks)],
-        [[_ARROW[r["direction"]], r["score"], r["queries"], r["candidates"],
-          *(r.get(f"top_{k}") for k in ks)] for r in report["same_class"]])
+        [
+            [
+                _ARROW[r["direction"]],
+                r["score"],
+                r["queries"],
+                r["candidates"],
+                *(r.get(f"top_{k}") for k in ks),
+            ]
+            for r in report["same_class"]
+        ],
+    )
     chance = ", ".join(f"{_ARROW[d]} {_fmt(v)}" for d, v in report["chance_precision"].items())
-    out += ["", "## Hierarchical retrieval (ground truth: down(labels(I)))", "",
-            "OT: 1-D Wasserstein distance in label bins (depth-first order, plus `others`); "
-            f"parent → child only. Precision of a random ranking: {chance}.", ""]
+    out += [
+        "",
+        "## Hierarchical retrieval (ground truth: down(labels(I)))",
+        "",
+        "OT: 1-D Wasserstein distance in label bins (depth-first order, plus `others`); "
+        f"parent → child only. Precision of a random ranking: {chance}.",
+        "",
+    ]
     out += markdown_table(
         ["direction", "score", "K", "count", "queries", "precision", "recall", "OT"],
-        [[_ARROW[r["direction"]], r["score"], r["k"], r["count"], r["queries"],
-          r["precision"], r["recall"], r["ot"]] for r in report["hierarchical"]])
-    out += ["", "## Precision-recall curves (area, step-wise)", "", "![PR](plots/pr_curves.png)",
-            ""]
+        [
+            [
+                _ARROW[r["direction"]],
+                r["score"],
+                r["k"],
+                r["count"],
+                r["queries"],
+                r["precision"],
+                r["recall"],
+                r["ot"],
+            ]
+            for r in report["hierarchical"]
+        ],
+    )
+    out += [
+        "",
+        "## Precision-recall curves (area, step-wise)",
+        "",
+        "![PR](plots/pr_curves.png)",
+        "",
+    ]
     out += markdown_table(
         ["direction", "score", "area"],
-        [[_ARROW[r["direction"]], r["score"], r["area"]] for r in report["pr_curves"]])
+        [[_ARROW[r["direction"]], r["score"], r["area"]] for r in report["pr_curves"]],
+    )
     out += ["", "## Hierarchy clustering (Ward, cut at the labels of each depth)", ""]
     out += markdown_table(
         ["depth", "clusters", "items", "AMI", "purity", "HHOT"],
-        [[r["depth"], r["clusters"], r["items"], r["ami"], r["purity"], r["hhot"]]
-         for r in report["clustering"]])
-    out += ["", "## Radial probe (radius vs label-tree depth; images at depth 0)", "",
-            "![radius](plots/radius_by_depth.png)", ""]
+        [
+            [r["depth"], r["clusters"], r["items"], r["ami"], r["purity"], r["hhot"]]
+            for r in report["clustering"]
+        ],
+    )
+    out += [
+        "",
+        "## Radial probe (radius vs label-tree depth; images at depth 0)",
+        "",
+        "![radius](plots/radius_by_depth.png)",
+        "",
+    ]
     for name, probe in report["radial"].items():
-        out += [f"{name}: Kendall τ = {_fmt(probe['kendall_tau'])} "
-                f"(p = {_fmt(probe['p_value'], 4)})", ""]
+        out += [
+            f"{name}: Kendall τ = {_fmt(probe['kendall_tau'])} (p = {_fmt(probe['p_value'], 4)})",
+            "",
+        ]
     out += markdown_table(
         ["depth", "items", "mean radius", "mean angle from root (°)"],
-        [[r["depth"], r["items"], r["mean_radius"], math.degrees(r["mean_angle_from_root"])]
-         for r in report["radial"]["all_crops"]["per_depth"]])
+        [
+            [r["depth"], r["items"], r["mean_radius"], math.degrees(r["mean_angle_from_root"])]
+            for r in report["radial"]["all_crops"]["per_depth"]
+        ],
+    )
     if report.get("knn"):
         knn = report["knn"]
         out += ["", "## kNN classification (cosine, majority of top-k)", ""]
         out += markdown_table(
             ["folder", "k", "classes", "train", "val", "accuracy"],
-            [[knn["folder"], knn["k"], knn["classes"], knn["train_images"], knn["val_images"],
-              knn["accuracy"]]])
+            [
+                [
+                    knn["folder"],
+                    knn["k"],
+                    knn["classes"],
+                    knn["train_images"],
+                    knn["val_images"],
+                    knn["accuracy"],
+                ]
+            ],
+        )
     if "retrieval_grid.png" in report.get("plots", []):
-        out += ["", "## Retrieval grid (parent → child, sorted by embedding radius)", "",
-                "![grid](plots/retrieval_grid.png)", ""]
+        out += [
+            "",
+            "## Retrieval grid (parent → child, sorted by embedding radius)",
+            "",
+            "![grid](plots/retrieval_grid.png)",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -170,10 +247,20 @@ def pr_plot(curves: Sequence[dict], label_of=lambda c: c["score"]) -> bytes:
             axes.plot(recall[keep], precision[keep], label=f"{label_of(curve)} (area {area})")
             chance = curve["chance"]
         if chance is not None:
-            axes.axhline(chance, color="grey", linestyle="--", linewidth=1,
-                         label=f"random pairs ({chance:.3f})")
-        axes.set(title=_ARROW[direction], xlabel="recall", ylabel="precision",
-                 xlim=(0, 1), ylim=(0, 1.02))
+            axes.axhline(
+                chance,
+                color="grey",
+                linestyle="--",
+                linewidth=1,
+                label=f"random pairs ({chance:.3f})",
+            )
+        axes.set(
+            title=_ARROW[direction],
+            xlabel="recall",
+            ylabel="precision",
+            xlim=(0, 1),
+            ylim=(0, 1.02),
+        )
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8, loc="upper right")
     figure.tight_layout()
@@ -189,12 +276,19 @@ def radius_plot(probes: dict[str, dict]) -> bytes:
         depth = [r["depth"] for r in rows]
         tau = _fmt(probe["kendall_tau"])
         left.plot(depth, [r["mean_radius"] for r in rows], marker="o", label=f"{name} τ={tau}")
-        right.plot(depth, [math.degrees(r["mean_angle_from_root"]) for r in rows], marker="o",
-                   label=name)
-    left.set(title="embedding radius by depth (0 = whole image)", xlabel="label-tree depth",
-             ylabel="mean radius")
-    right.set(title="exterior angle from the mean embedding", xlabel="label-tree depth",
-              ylabel="mean angle (°)")
+        right.plot(
+            depth, [math.degrees(r["mean_angle_from_root"]) for r in rows], marker="o", label=name
+        )
+    left.set(
+        title="embedding radius by depth (0 = whole image)",
+        xlabel="label-tree depth",
+        ylabel="mean radius",
+    )
+    right.set(
+        title="exterior angle from the mean embedding",
+        xlabel="label-tree depth",
+        ylabel="mean angle (°)",
+    )
     for axes in (left, right):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
@@ -219,8 +313,9 @@ def load_crop_images(rows: Sequence[dict]) -> dict[tuple[str, str], Image.Image]
 def grid_plot(grid: list[dict]) -> bytes:
     """Fig. 4-style grid: each row a parent query, then its top crops by the primary score,
     ordered by embedding radius (small = general, left); green frame = correct (in down(I))."""
-    images = load_crop_images([row["query"] for row in grid] +
-                              [item for row in grid for item in row["items"]])
+    images = load_crop_images(
+        [row["query"] for row in grid] + [item for row in grid for item in row["items"]]
+    )
     n_cols = 1 + max(len(row["items"]) for row in grid)
     figure = Figure(figsize=(1.6 * n_cols, 1.9 * len(grid)))
     axes = np.atleast_2d(figure.subplots(len(grid), n_cols, squeeze=False))
@@ -240,8 +335,9 @@ def grid_plot(grid: list[dict]) -> bytes:
             for spine in ax.spines.values():
                 spine.set(color=colour, linewidth=3)
             ax.set_title(f"{item['name'][:14]}\nr={item['radius']:.2f}", fontsize=8)
-    figure.suptitle("parent → child retrieval, items sorted by embedding radius (left: smallest)",
-                    fontsize=10)
+    figure.suptitle(
+        "parent → child retrieval, items sorted by embedding radius (left: smallest)", fontsize=10
+    )
     figure.tight_layout()
     return _png(figure)
 
@@ -252,8 +348,10 @@ def write_report(output: Path, report: dict, grid: list[dict]) -> dict:
     Returns the report as written: JSON-safe (see clean), with the plot file names added.
     """
     report = clean(report)
-    plots = {"pr_curves.png": pr_plot(report["pr_curves"]),
-             "radius_by_depth.png": radius_plot(report["radial"])}
+    plots = {
+        "pr_curves.png": pr_plot(report["pr_curves"]),
+        "radius_by_depth.png": radius_plot(report["radial"]),
+    }
     if grid:
         plots["retrieval_grid.png"] = grid_plot(grid)
     for name, png in plots.items():

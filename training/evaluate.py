@@ -109,25 +109,39 @@ def _parse_bool(text: str) -> bool:
 def parse_config(argv: list[str] | None = None) -> EvalConfig:
     """EvalConfig from ``--field value`` options (``--zero-shot`` and ``--zero_shot`` alike)."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m training.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     hints = typing.get_type_hints(EvalConfig)
     for item in fields(EvalConfig):
         kind = hints[item.name]
-        extra = ({"type": _parse_bool, "nargs": "?", "const": True} if kind is bool
-                 else {"type": str if kind == (str | None) else kind})
-        names = [f"--{item.name}"] + ([f"--{item.name.replace('_', '-')}"]
-                                     if "_" in item.name else [])
-        parser.add_argument(*names, dest=item.name, default=item.default,
-                            help=f"{item.metadata['help']} (default: {item.default})", **extra)
+        extra = (
+            {"type": _parse_bool, "nargs": "?", "const": True}
+            if kind is bool
+            else {"type": str if kind == (str | None) else kind}
+        )
+        names = [f"--{item.name}"] + (
+            [f"--{item.name.replace('_', '-')}"] if "_" in item.name else []
+        )
+        parser.add_argument(
+            *names,
+            dest=item.name,
+            default=item.default,
+            help=f"{item.metadata['help']} (default: {item.default})",
+            **extra,
+        )
     return EvalConfig(**vars(parser.parse_args(argv)))
 
 
 def parse_top_k(text: str) -> list[int | float]:
-    """"10,50,0.05" -> [10, 50, 0.05]: integers are counts, decimals fractions of candidates."""
+    """ "10,50,0.05" -> [10, 50, 0.05]: integers are counts, decimals fractions of candidates."""
     try:
-        return [float(part) if "." in part else int(part)
-                for part in (p.strip() for p in text.split(",")) if part]
+        return [
+            float(part) if "." in part else int(part)
+            for part in (p.strip() for p in text.split(","))
+            if part
+        ]
     except ValueError as err:
         raise InputError(f"--top_k must be a comma list of counts or fractions: {text!r}") from err
 
@@ -185,8 +199,14 @@ def pr_area(curve: dict) -> float | None:
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
-def pr_thresholds(queries: torch.Tensor, gallery: torch.Tensor, score: str,
-                  curv: float | None, levels: int = 201, sample: int = 512) -> np.ndarray:
+def pr_thresholds(
+    queries: torch.Tensor,
+    gallery: torch.Tensor,
+    score: str,
+    curv: float | None,
+    levels: int = 201,
+    sample: int = 512,
+) -> np.ndarray:
     """Thresholds for a PR curve: the fixed grid (every degree, or cosine step 0.01) plus the
     quantiles of a sample of pair scores.
 
@@ -201,8 +221,9 @@ def pr_thresholds(queries: torch.Tensor, gallery: torch.Tensor, score: str,
     return np.unique(np.concatenate([default_thresholds(score), quantiles]))
 
 
-def retrieval_metrics(emb: torch.Tensor, ev: EvalSet, model: EmbeddingModel,
-                      top_k: list[int | float]) -> dict:
+def retrieval_metrics(
+    emb: torch.Tensor, ev: EvalSet, model: EmbeddingModel, top_k: list[int | float]
+) -> dict:
     """Same-class accuracy, hierarchical retrieval and PR curves, both directions, every score.
 
     Same-class: child -> parent queries are the sampled child crops, a hit an image holding a box
@@ -213,17 +234,29 @@ def retrieval_metrics(emb: torch.Tensor, ev: EvalSet, model: EmbeddingModel,
     parents, children = emb[ev.parents], emb[ev.children]
     pair_parent, pair_code = ev.same_class_pairs()
     sides = {
-        PARENT_TO_CHILD: (parents[ev.parent_queries], children,
-                          Relevance.parent_to_child(ev.labels, ev.parent_labels[ev.parent_queries],
-                                                    ev.child_codes)),
-        CHILD_TO_PARENT: (children[ev.child_queries], parents,
-                          Relevance.child_to_parent(ev.labels, ev.child_codes[ev.child_queries],
-                                                    ev.parent_labels)),
+        PARENT_TO_CHILD: (
+            parents[ev.parent_queries],
+            children,
+            Relevance.parent_to_child(
+                ev.labels, ev.parent_labels[ev.parent_queries], ev.child_codes
+            ),
+        ),
+        CHILD_TO_PARENT: (
+            children[ev.child_queries],
+            parents,
+            Relevance.child_to_parent(
+                ev.labels, ev.child_codes[ev.child_queries], ev.parent_labels
+            ),
+        ),
     }
     same_class = {
         PARENT_TO_CHILD: (parents[pair_parent], children, ev.child_codes, pair_code),
-        CHILD_TO_PARENT: (children[ev.child_queries], parents, ev.parent_labels,
-                          ev.child_codes[ev.child_queries]),
+        CHILD_TO_PARENT: (
+            children[ev.child_queries],
+            parents,
+            ev.parent_labels,
+            ev.child_codes[ev.child_queries],
+        ),
     }
     out = {"same_class": [], "hierarchical": [], "pr_curves": [], "chance_precision": {}}
     for direction, (queries, gallery, relevance) in sides.items():
@@ -235,53 +268,90 @@ def retrieval_metrics(emb: torch.Tensor, ev: EvalSet, model: EmbeddingModel,
             score = retrieval_score(family, direction)
             q, g, gallery_labels, targets = same_class[direction]
             accuracy = same_class_accuracy(q, g, gallery_labels, targets, score, model.curv)
-            out["same_class"].append({"direction": direction, "score": family,
-                                      "queries": len(q), "candidates": len(g),
-                                      **{f"top_{k}": v for k, v in accuracy.items()}})
+            out["same_class"].append(
+                {
+                    "direction": direction,
+                    "score": family,
+                    "queries": len(q),
+                    "candidates": len(g),
+                    **{f"top_{k}": v for k, v in accuracy.items()},
+                }
+            )
             for row in hierarchical_retrieval(queries, gallery, relevance, ks, score, model.curv):
                 out["hierarchical"].append({"direction": direction, "score": family, **row})
             if family in (primary_score(model), "cosine"):
                 thresholds = pr_thresholds(queries, gallery, score, model.curv)
-                curve = precision_recall_curve(queries, gallery, relevance, score, model.curv,
-                                               thresholds)
-                out["pr_curves"].append({"direction": direction, "score": family,
-                                         "area": pr_area(curve),
-                                         "chance": float(share.mean()),
-                                         **{key: value.tolist() for key, value in curve.items()}})
+                curve = precision_recall_curve(
+                    queries, gallery, relevance, score, model.curv, thresholds
+                )
+                out["pr_curves"].append(
+                    {
+                        "direction": direction,
+                        "score": family,
+                        "area": pr_area(curve),
+                        "chance": float(share.mean()),
+                        **{key: value.tolist() for key, value in curve.items()},
+                    }
+                )
     return out
 
 
 def radial_metrics(emb: torch.Tensor, ev: EvalSet, curv: float | None) -> dict:
     """Radial probe over whole images (depth 0) and known boxes, and over the boxes alone."""
     rows = np.concatenate([ev.parents, ev.boxes])
-    return {"all_crops": radial_probe(emb[rows], ev.depth[rows], curv),
-            "boxes_only": radial_probe(emb[ev.boxes], ev.depth[ev.boxes], curv)}
+    return {
+        "all_crops": radial_probe(emb[rows], ev.depth[rows], curv),
+        "boxes_only": radial_probe(emb[ev.boxes], ev.depth[ev.boxes], curv),
+    }
 
 
-def retrieval_grid(emb: torch.Tensor, embedded: Embedded, ev: EvalSet, model: EmbeddingModel,
-                   names: dict[str, str], n_queries: int, n_items: int, seed: int) -> list[dict]:
+def retrieval_grid(
+    emb: torch.Tensor,
+    embedded: Embedded,
+    ev: EvalSet,
+    model: EmbeddingModel,
+    names: dict[str, str],
+    n_queries: int,
+    n_items: int,
+    seed: int,
+) -> list[dict]:
     """Rows of the Fig. 4-style grid: a parent query and its top items sorted by radius."""
-    queries = ev.parent_queries[np.random.default_rng([seed, 2]).permutation(
-        len(ev.parent_queries))[:n_queries]]
+    queries = ev.parent_queries[
+        np.random.default_rng([seed, 2]).permutation(len(ev.parent_queries))[:n_queries]
+    ]
     if not len(queries) or not len(ev.children):
         return []
     score = retrieval_score(primary_score(model), PARENT_TO_CHILD)
-    values, indices = topk_scores(emb[ev.parents[queries]], emb[ev.children],
-                                  min(n_items, len(ev.children)), score, model.curv)
+    values, indices = topk_scores(
+        emb[ev.parents[queries]],
+        emb[ev.children],
+        min(n_items, len(ev.children)),
+        score,
+        model.curv,
+    )
     radii = radius(emb, model.curv).numpy()
     accepted = ev.labels.accepted(ev.parent_labels[queries])
     columns = embedded.crops.select(["image_id", "key", "label", "shard"])
     rows = []
     for q, (vals, idx) in enumerate(zip(values.tolist(), indices.numpy(), strict=True)):
         found = columns.take(ev.children[idx]).to_pylist()
-        items = [{**crop, "score": v, "radius": float(radii[ev.children[i]]),
-                  "correct": bool(accepted[q, ev.child_codes[i]]),
-                  "name": names.get(crop["label"], crop["label"])}
-                 for crop, v, i in zip(found, vals, idx, strict=True)]
+        items = [
+            {
+                **crop,
+                "score": v,
+                "radius": float(radii[ev.children[i]]),
+                "correct": bool(accepted[q, ev.child_codes[i]]),
+                "name": names.get(crop["label"], crop["label"]),
+            }
+            for crop, v, i in zip(found, vals, idx, strict=True)
+        ]
         parent = ev.parents[queries[q]]
-        rows.append({"query": {**columns.take([parent]).to_pylist()[0],
-                               "radius": float(radii[parent])},
-                     "items": sorted(items, key=lambda item: item["radius"])})
+        rows.append(
+            {
+                "query": {**columns.take([parent]).to_pylist()[0], "radius": float(radii[parent])},
+                "items": sorted(items, key=lambda item: item["radius"]),
+            }
+        )
     return rows
 
 
@@ -302,10 +372,21 @@ def knn_metrics(model: EmbeddingModel, folder: str, k: int, config: EvalConfig) 
     train = torch.from_numpy(embed_files(model, train_paths, config.batch_size, config.workers))
     val = torch.from_numpy(embed_files(model, val_paths, config.batch_size, config.workers))
     k = min(k, len(train_paths))
-    accuracy = knn_accuracy(train, np.array([code[n] for n in train_names]), val,
-                            np.array([code[n] for n in val_names]), k)
-    return {"folder": folder, "k": k, "accuracy": accuracy, "classes": len(classes),
-            "train_images": len(train_paths), "val_images": len(val_paths)}
+    accuracy = knn_accuracy(
+        train,
+        np.array([code[n] for n in train_names]),
+        val,
+        np.array([code[n] for n in val_names]),
+        k,
+    )
+    return {
+        "folder": folder,
+        "k": k,
+        "accuracy": accuracy,
+        "classes": len(classes),
+        "train_images": len(train_paths),
+        "val_images": len(val_paths),
+    }
 
 
 def evaluate(config: EvalConfig) -> dict:
@@ -316,38 +397,67 @@ def evaluate(config: EvalConfig) -> dict:
     top_k = parse_top_k(config.top_k)
     labels, names = read_label_tree(config.trees)
     urls = expand_shards(config.shards)
-    model = (zero_shot(config.encoder, config.weights, config.seed, device) if config.zero_shot
-             else from_checkpoint(config.checkpoint, device))
+    model = (
+        zero_shot(config.encoder, config.weights, config.seed, device)
+        if config.zero_shot
+        else from_checkpoint(config.checkpoint, device)
+    )
     cache_dir = config.cache_dir or str(Path(config.output) / "cache")
-    embedded = load_or_embed(model, urls, cache_dir, config.batch_size, config.workers,
-                             config.progress)
+    embedded = load_or_embed(
+        model, urls, cache_dir, config.batch_size, config.workers, config.progress
+    )
     emb = torch.from_numpy(embedded.embeddings)
-    ev = build_eval_set(embedded.crops, labels, (config.min_child_area, config.max_child_area),
-                        config.max_queries, config.seed)
+    ev = build_eval_set(
+        embedded.crops,
+        labels,
+        (config.min_child_area, config.max_child_area),
+        config.max_queries,
+        config.seed,
+    )
     if not len(ev.children) or not len(ev.parent_queries):
         raise InputError("no child crops in the area range or no images: nothing to retrieve")
     timings = {"embed_or_load": time.perf_counter() - started}
 
     report = {
-        "model": {"kind": "zero-shot" if model.zero_shot else "tuned", **model.description,
-                  "geometry": model.geometry, "curv": model.curv,
-                  "primary_score": primary_score(model), "scores": score_families(model)},
-        "data": {"shards": urls, "trees": config.trees, **ev.counts(),
-                 "unknown_labels": ev.unknown_labels},
-        "embedding": {"key": embedded.key, "cache_hit": embedded.cache_hit,
-                      "crops": embedded.crops.num_rows, "dim": int(emb.shape[1])},
+        "model": {
+            "kind": "zero-shot" if model.zero_shot else "tuned",
+            **model.description,
+            "geometry": model.geometry,
+            "curv": model.curv,
+            "primary_score": primary_score(model),
+            "scores": score_families(model),
+        },
+        "data": {
+            "shards": urls,
+            "trees": config.trees,
+            **ev.counts(),
+            "unknown_labels": ev.unknown_labels,
+        },
+        "embedding": {
+            "key": embedded.key,
+            "cache_hit": embedded.cache_hit,
+            "crops": embedded.crops.num_rows,
+            "dim": int(emb.shape[1]),
+        },
         "config": asdict(config),
     }
     report.update(retrieval_metrics(emb, ev, model, top_k))
     timings["retrieval"] = time.perf_counter() - started - sum(timings.values())
     report["clustering"] = hierarchy_clustering_scores(
-        embedded.embeddings[ev.boxes], ev.box_codes, labels, config.hhot,
-        config.cluster_max_items, config.seed)
+        embedded.embeddings[ev.boxes],
+        ev.box_codes,
+        labels,
+        config.hhot,
+        config.cluster_max_items,
+        config.seed,
+    )
     report["radial"] = radial_metrics(emb, ev, model.curv)
-    report["knn"] = (knn_metrics(model, config.knn_folder, config.knn_k, config)
-                     if config.knn_folder else None)
-    grid = retrieval_grid(emb, embedded, ev, model, names, config.grid_queries, config.grid_items,
-                          config.seed)
+    report["knn"] = (
+        knn_metrics(model, config.knn_folder, config.knn_k, config) if config.knn_folder else None
+    )
+    grid = retrieval_grid(
+        emb, embedded, ev, model, names, config.grid_queries, config.grid_items, config.seed
+    )
     timings["total"] = time.perf_counter() - started
     report["seconds"] = timings
     return eval_report.write_report(Path(config.output), report, grid)
@@ -361,8 +471,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
     headline = eval_report.headline(report)
-    print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}"
-                   for k, v in headline.items()), file=sys.stderr)
+    print(
+        " ".join(
+            f"{k}={v:.3f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}"
+            for k, v in headline.items()
+        ),
+        file=sys.stderr,
+    )
     print(f"report: {Path(config.output) / 'report.md'}", file=sys.stderr)
     return 0
 

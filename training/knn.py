@@ -25,8 +25,13 @@ def majority_vote(neighbour_labels: np.ndarray) -> np.ndarray:
     return neighbour_labels[np.arange(len(votes)), votes.argmax(1)]
 
 
-def knn_classify(train_emb: Tensor, train_labels: np.ndarray, val_emb: Tensor, k: int = 5,
-                 query_chunk: int = 1024) -> np.ndarray:
+def knn_classify(
+    train_emb: Tensor,
+    train_labels: np.ndarray,
+    val_emb: Tensor,
+    k: int = 5,
+    query_chunk: int = 1024,
+) -> np.ndarray:
     """Predict val labels by a majority vote of the k train items with the highest cosine.
 
     Args:
@@ -45,8 +50,10 @@ def knn_classify(train_emb: Tensor, train_labels: np.ndarray, val_emb: Tensor, k
     return np.concatenate(predictions)
 
 
-def knn_accuracy(train_emb: Tensor, train_labels: np.ndarray, val_emb: Tensor,
-                 val_labels: np.ndarray, k: int = 5) -> float:
+def knn_accuracy(
+    train_emb: Tensor, train_labels: np.ndarray, val_emb: Tensor, val_labels: np.ndarray, k: int = 5
+) -> float:
     """Top-1 accuracy of knn_classify on labelled queries."""
-    return float((knn_classify(train_emb, train_labels, val_emb, k) == np.asarray(val_labels))
-                 .mean())
+    return float(
+        (knn_classify(train_emb, train_labels, val_emb, k) == np.asarray(val_labels)).mean()
+    )

@@ -67,8 +67,10 @@ class LabelIndex:
         """(N, L) bool, row n True at the codes of label_sets[n] (e.g. an image's box labels)."""
         rows = [self.encode(labels) for labels in label_sets]
         out = np.zeros((len(rows), self.size), dtype=bool)
-        out[np.repeat(np.arange(len(rows)), [len(r) for r in rows]), np.concatenate(
-            rows or [np.zeros(0, np.int64)])] = True
+        out[
+            np.repeat(np.arange(len(rows)), [len(r) for r in rows]),
+            np.concatenate(rows or [np.zeros(0, np.int64)]),
+        ] = True
         return out
 
     def accepted(self, multi_hot: np.ndarray) -> np.ndarray:

@@ -21,8 +21,9 @@ PARENT_TO_CHILD, CHILD_TO_PARENT = "parent_to_child", "child_to_parent"
 TOPK_ACCURACY_KS = (5, 10, 50, 100)
 
 
-def label_hits(indices: np.ndarray, gallery_labels: np.ndarray,
-               target_labels: np.ndarray) -> np.ndarray:
+def label_hits(
+    indices: np.ndarray, gallery_labels: np.ndarray, target_labels: np.ndarray
+) -> np.ndarray:
     """Which retrieved items carry the query's target label.
 
     Args:
@@ -65,8 +66,9 @@ class Relevance:
     direction: str
 
     @classmethod
-    def parent_to_child(cls, labels: LabelIndex, parent_labels: np.ndarray,
-                        child_codes: np.ndarray) -> Relevance:
+    def parent_to_child(
+        cls, labels: LabelIndex, parent_labels: np.ndarray, child_codes: np.ndarray
+    ) -> Relevance:
         """Queries are parents (images), gallery items children (crops).
 
         Args:
@@ -78,8 +80,9 @@ class Relevance:
         return cls(accepted, np.arange(len(accepted)), np.asarray(child_codes), PARENT_TO_CHILD)
 
     @classmethod
-    def child_to_parent(cls, labels: LabelIndex, child_codes: np.ndarray,
-                        parent_labels: np.ndarray) -> Relevance:
+    def child_to_parent(
+        cls, labels: LabelIndex, child_codes: np.ndarray, parent_labels: np.ndarray
+    ) -> Relevance:
         """Queries are children (crops), gallery items parents: the same relation read backwards.
 
         Args:
@@ -100,8 +103,10 @@ class Relevance:
         return self.matrix[self.query_keys].astype(np.int64) @ per_key
 
 
-def precision_recall_at_k(relevant: np.ndarray, n_relevant: np.ndarray,
-                          ) -> tuple[np.ndarray, np.ndarray]:
+def precision_recall_at_k(
+    relevant: np.ndarray,
+    n_relevant: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-query precision and recall of the retrieved items.
 
     Args:
@@ -119,8 +124,9 @@ def precision_recall_at_k(relevant: np.ndarray, n_relevant: np.ndarray,
     return precision, recall
 
 
-def label_ot_distances(accepted: np.ndarray, gallery_codes: np.ndarray,
-                       retrieved: np.ndarray) -> np.ndarray:
+def label_ot_distances(
+    accepted: np.ndarray, gallery_codes: np.ndarray, retrieved: np.ndarray
+) -> np.ndarray:
     """1-D Wasserstein distance between the true and the retrieved label distribution per query.
 
     The bins of query q are the labels of its correct gallery items (``accepted[q]`` labels
@@ -153,8 +159,7 @@ def label_ot_distances(accepted: np.ndarray, gallery_codes: np.ndarray,
     for q in np.flatnonzero(n_bins):
         places = np.arange(n_bins[q] + 1)
         true_weights = np.append(truth[q, present[q]], 0.0)
-        distances[q] = wasserstein_distance(places, places, true_weights,
-                                            found[q, : n_bins[q] + 1])
+        distances[q] = wasserstein_distance(places, places, true_weights, found[q, : n_bins[q] + 1])
     return distances
 
 
@@ -197,19 +202,24 @@ def hierarchical_retrieval(
             per_k[count]["precision"].append(precision)
             per_k[count]["recall"].append(recall)
             if with_ot:
-                per_k[count]["ot"].append(label_ot_distances(
-                    relevance.matrix[rows], relevance.gallery_keys, indices[:, :count]))
+                per_k[count]["ot"].append(
+                    label_ot_distances(
+                        relevance.matrix[rows], relevance.gallery_keys, indices[:, :count]
+                    )
+                )
     results = []
     for k, count in zip(ks, counts, strict=True):
         merged = {name: np.concatenate(parts) for name, parts in per_k[count].items() if parts}
-        results.append({
-            "k": k,
-            "count": count,
-            "queries": int((n_relevant > 0).sum()),
-            "precision": _nanmean(merged["precision"]),
-            "recall": _nanmean(merged["recall"]),
-            "ot": _nanmean(merged["ot"]) if with_ot else None,
-        })
+        results.append(
+            {
+                "k": k,
+                "count": count,
+                "queries": int((n_relevant > 0).sum()),
+                "precision": _nanmean(merged["precision"]),
+                "recall": _nanmean(merged["recall"]),
+                "ot": _nanmean(merged["ot"]) if with_ot else None,
+            }
+        )
     return results
 
 
@@ -232,10 +242,12 @@ def same_class_accuracy(
     ks = [k for k in ks if k <= gallery.shape[0]]
     if not ks:
         raise ValueError(f"every k exceeds the {gallery.shape[0]} gallery items")
-    hits = [label_hits(indices.cpu().numpy(), gallery_labels,
-                       target_labels[start : start + len(indices)])
-            for start, _, indices in iter_topk(queries, gallery, max(ks), score, curv,
-                                               query_chunk)]
+    hits = [
+        label_hits(
+            indices.cpu().numpy(), gallery_labels, target_labels[start : start + len(indices)]
+        )
+        for start, _, indices in iter_topk(queries, gallery, max(ks), score, curv, query_chunk)
+    ]
     return topk_accuracy(np.concatenate(hits), ks)
 
 
@@ -291,5 +303,10 @@ def precision_recall_curve(
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(retrieved > 0, positives / retrieved, np.nan)
         recall = positives / correct.sum() if correct.sum() else np.full(len(edges), np.nan)
-    return {"thresholds": thresholds, "precision": precision, "recall": recall,
-            "retrieved": retrieved, "true_positives": positives}
+    return {
+        "thresholds": thresholds,
+        "precision": precision,
+        "recall": recall,
+        "retrieved": retrieved,
+        "true_positives": positives,
+    }

@@ -30,8 +30,9 @@ def radius(embeddings: Tensor, curv: float | None = None) -> Tensor:
     return lorentz_distance(embeddings, torch.zeros_like(embeddings), float(curv))
 
 
-def angles_from_root(embeddings: Tensor, root: Tensor | None = None,
-                     curv: float | None = None) -> Tensor:
+def angles_from_root(
+    embeddings: Tensor, root: Tensor | None = None, curv: float | None = None
+) -> Tensor:
     """Exterior angle ``ext(root, x)`` at the root towards every embedding.
 
     Small when x lies further out along the root's ray (inside its entailment cone), pi/2
@@ -63,8 +64,9 @@ def kendall_tau(radii: np.ndarray, depths: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def radial_probe(embeddings: Tensor, depths: np.ndarray, curv: float | None = None,
-                 root: Tensor | None = None) -> dict:
+def radial_probe(
+    embeddings: Tensor, depths: np.ndarray, curv: float | None = None, root: Tensor | None = None
+) -> dict:
     """Radius-depth Kendall tau and per-depth mean radius and root angle.
 
     Args:
@@ -80,10 +82,16 @@ def radial_probe(embeddings: Tensor, depths: np.ndarray, curv: float | None = No
     angles = angles_from_root(embeddings, root, curv).double().cpu().numpy()
     tau, p_value = kendall_tau(radii, depths)
     per_depth = [
-        {"depth": int(d), "items": int((depths == d).sum()),
-         "mean_radius": float(radii[depths == d].mean()),
-         "mean_angle_from_root": float(angles[depths == d].mean())}
+        {
+            "depth": int(d),
+            "items": int((depths == d).sum()),
+            "mean_radius": float(radii[depths == d].mean()),
+            "mean_angle_from_root": float(angles[depths == d].mean()),
+        }
         for d in np.unique(depths)
     ]
-    return {"kendall_tau": tau if not math.isnan(tau) else None, "p_value": p_value,
-            "per_depth": per_depth}
+    return {
+        "kendall_tau": tau if not math.isnan(tau) else None,
+        "p_value": p_value,
+        "per_depth": per_depth,
+    }

@@ -160,13 +160,15 @@ class _LorentzDistance(_Scorer):
 
     def query_terms(self, x: Tensor) -> _Terms:
         unit, a, time = _lorentz_unit(x, self.curv)
-        return _Terms(torch.cat([unit, a[:, None], a[:, None], torch.ones_like(a)[:, None]], 1),
-                      (a, time))
+        return _Terms(
+            torch.cat([unit, a[:, None], a[:, None], torch.ones_like(a)[:, None]], 1), (a, time)
+        )
 
     def gallery_terms(self, y: Tensor) -> _Terms:
         unit, b, _ = _lorentz_unit(y, self.curv)
-        return _Terms(torch.cat([-unit, b[:, None], torch.ones_like(b)[:, None], b[:, None]], 1),
-                      (b,))
+        return _Terms(
+            torch.cat([-unit, b[:, None], torch.ones_like(b)[:, None], b[:, None]], 1), (b,)
+        )
 
     def values(self, x: Tensor, y: Tensor) -> Tensor:
         return lorentz_distance(x, y, self.curv)
@@ -270,17 +272,20 @@ def _exact_values(scorer: _Scorer, batch: Tensor, gallery: Tensor, index: Tensor
     the gallery) does not build a (B, k, D) copy at once.
     """
     rows = max(1, _VALUE_SLICE // index.shape[1])
-    return torch.cat([
-        scorer.values(
-            batch[lo : lo + rows, None, :].expand(-1, index.shape[1], -1).flatten(0, 1),
-            gallery[index[lo : lo + rows].flatten()],
-        ).view(-1, index.shape[1])
-        for lo in range(0, len(batch), rows)
-    ])
+    return torch.cat(
+        [
+            scorer.values(
+                batch[lo : lo + rows, None, :].expand(-1, index.shape[1], -1).flatten(0, 1),
+                gallery[index[lo : lo + rows].flatten()],
+            ).view(-1, index.shape[1])
+            for lo in range(0, len(batch), rows)
+        ]
+    )
 
 
-def _merge(best: tuple[Tensor, Tensor] | None, new: tuple[Tensor, Tensor], k: int,
-           largest: bool) -> tuple[Tensor, Tensor]:
+def _merge(
+    best: tuple[Tensor, Tensor] | None, new: tuple[Tensor, Tensor], k: int, largest: bool
+) -> tuple[Tensor, Tensor]:
     """Top-k of the union of two (keys, indices) candidate lists per row."""
     if best is None:
         return new
@@ -322,8 +327,9 @@ def iter_topk(
         the gallery. Near-ties closer than float32 rounding (~1e-6) may rank either way.
     """
     if queries.ndim != 2 or gallery.ndim != 2 or queries.shape[1] != gallery.shape[1]:
-        raise ValueError(f"need (Q, D) and (G, D) inputs, got {tuple(queries.shape)} and "
-                         f"{tuple(gallery.shape)}")
+        raise ValueError(
+            f"need (Q, D) and (G, D) inputs, got {tuple(queries.shape)} and {tuple(gallery.shape)}"
+        )
     k = resolve_k(k, gallery.shape[0])
     scorer = _scorer(score, curv)
     dtype = _compute_dtype(queries, gallery)
@@ -343,18 +349,22 @@ def iter_topk(
             rows = scorer.query_terms(batch)
             best = None
             for lo in range(0, gallery.shape[0], width):
-                part = _Terms(columns.matrix[lo : lo + width],
-                              tuple(t[lo : lo + width] for t in columns.extra))
+                part = _Terms(
+                    columns.matrix[lo : lo + width],
+                    tuple(t[lo : lo + width] for t in columns.extra),
+                )
                 size = batch.shape[0] * part.matrix.shape[0]
                 block = buffer[:size].view(batch.shape[0], -1)
                 torch.mm(rows.matrix, part.matrix.T, out=block)
                 scorer.key_(block, scratch[:size].view_as(block), rows, part)
-                keys, index = block.topk(min(k, part.matrix.shape[0]), dim=1,
-                                         largest=scorer.rank_largest)
+                keys, index = block.topk(
+                    min(k, part.matrix.shape[0]), dim=1, largest=scorer.rank_largest
+                )
                 best = _merge(best, (keys, index + lo), k, scorer.rank_largest)
             keys, index = best
-            values = keys if scorer.keys_are_values else _exact_values(scorer, batch, gallery,
-                                                                        index)
+            values = (
+                keys if scorer.keys_are_values else _exact_values(scorer, batch, gallery, index)
+            )
             values, order = values.sort(dim=1, descending=higher_is_better(score), stable=True)
             yield start, values, index.gather(1, order)
 
@@ -373,8 +383,9 @@ def topk_scores(
     return torch.cat([c[1] for c in chunks]), torch.cat([c[2] for c in chunks])
 
 
-def pairwise_scores(queries: Tensor, gallery: Tensor, score: str,
-                    curv: float | Tensor | None = None) -> Tensor:
+def pairwise_scores(
+    queries: Tensor, gallery: Tensor, score: str, curv: float | Tensor | None = None
+) -> Tensor:
     """The exact score of every (query, item) pair, (Q, G); for small blocks and thresholds.
 
     Angles come from training.geometry's pairwise functions; see iter_topk for the scores.

@@ -17,10 +17,12 @@ from schemas import OutputLayout
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m hierdata.audit",
-        description="Write an audit report (HTML, PNG plots, stats.json) under OUTPUT/report/.")
+        description="Write an audit report (HTML, PNG plots, stats.json) under OUTPUT/report/.",
+    )
     parser.add_argument("output", help="pipeline output root (local path or fsspec URL)")
-    parser.add_argument("--compare", metavar="OTHER",
-                        help="another pipeline output to compare with")
+    parser.add_argument(
+        "--compare", metavar="OTHER", help="another pipeline output to compare with"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()

@@ -16,11 +16,14 @@ def _accepted(label_pairs: pl.DataFrame) -> set[tuple[str, str]]:
 
 def _named(pairs: set[tuple[str, str]], this: Run, other: Run) -> list[dict]:
     """[{parent, child, parent_name, child_name}] sorted by label ids."""
+
     def name(label: str) -> str:
         return this.names.get(label) or other.name(label)
 
-    return [{"parent": parent, "child": child, "parent_name": name(parent),
-             "child_name": name(child)} for parent, child in sorted(pairs)]
+    return [
+        {"parent": parent, "child": child, "parent_name": name(parent), "child_name": name(child)}
+        for parent, child in sorted(pairs)
+    ]
 
 
 def _changes(this: dict, other: dict) -> list[dict]:
@@ -56,21 +59,27 @@ def compare(this: Run, this_pairs: pl.DataFrame, this_counts: dict, other: Run) 
         summary = tree_stats.summary(run.tree)
         totals[name] = {
             "stages": this_counts if name == "this" else other_counts,
-            "label_pairs": stats.label_pair_totals(pairs, options.get("min_pair_frequency", 0),
-                                                   options.get("min_pair_proportion", 0.0)),
-            "tree": {key: summary[key] for key in ("labels", "edges", "under_root",
-                                                   "max_depth", "leaves")},
+            "label_pairs": stats.label_pair_totals(
+                pairs, options.get("min_pair_frequency", 0), options.get("min_pair_proportion", 0.0)
+            ),
+            "tree": {
+                key: summary[key]
+                for key in ("labels", "edges", "under_root", "max_depth", "leaves")
+            },
         }
     this_accepted, other_accepted = _accepted(this_pairs), _accepted(other_pairs)
     this_edges = tree_stats.label_edges(this.tree)
     other_edges = tree_stats.label_edges(other.tree)
     return {
         "other": other.root,
-        "label_pairs": {"gained": _named(this_accepted - other_accepted, this, other),
-                        "lost": _named(other_accepted - this_accepted, this, other)},
-        "tree_edges": {"gained": _named(this_edges - other_edges, this, other),
-                       "lost": _named(other_edges - this_edges, this, other)},
+        "label_pairs": {
+            "gained": _named(this_accepted - other_accepted, this, other),
+            "lost": _named(other_accepted - this_accepted, this, other),
+        },
+        "tree_edges": {
+            "gained": _named(this_edges - other_edges, this, other),
+            "lost": _named(other_edges - this_edges, this, other),
+        },
         "counts": _changes(totals["this"], totals["other"]),
-        "options": [row for row in _changes(this.options, other.options)
-                    if row["change"] != 0],
+        "options": [row for row in _changes(this.options, other.options) if row["change"] != 0],
     }

@@ -46,14 +46,16 @@ def _shard_total(run: Run, split: str, sizes: dict[str, int]) -> int:
 
 def _examples(run: Run, top: pl.DataFrame, n_shards: dict[str, int]) -> pl.DataFrame:
     """box_box training pairs of the top label pairs, with the shard that holds their image."""
-    rows = (run.scan("pairs")
-            .filter((pl.col("kind") == "box_box") & pl.col("split").is_in(list(n_shards)))
-            .join(top.lazy().select("parent_label", "child_label"),
-                  on=["parent_label", "child_label"])
-            .select("split", "image_id", "parent_label", "child_label", "parent_box", "child_box")
-            .sort("parent_label", "child_label", "split", "image_id", "parent_box", "child_box")
-            .group_by("parent_label", "child_label", maintain_order=True).head(_ROWS_PER_PAIR)
-            .collect())
+    rows = (
+        run.scan("pairs")
+        .filter((pl.col("kind") == "box_box") & pl.col("split").is_in(list(n_shards)))
+        .join(top.lazy().select("parent_label", "child_label"), on=["parent_label", "child_label"])
+        .select("split", "image_id", "parent_label", "child_label", "parent_box", "child_box")
+        .sort("parent_label", "child_label", "split", "image_id", "parent_box", "child_box")
+        .group_by("parent_label", "child_label", maintain_order=True)
+        .head(_ROWS_PER_PAIR)
+        .collect()
+    )
     parts = [rows.clear().with_columns(shard=pl.lit(0, pl.Int64))]
     for split, count in n_shards.items():
         subset = rows.filter(pl.col("split") == split)
@@ -64,10 +66,12 @@ def _examples(run: Run, top: pl.DataFrame, n_shards: dict[str, int]) -> pl.DataF
 
 def _choose_shards(rows: pl.DataFrame) -> list[tuple[str, int]]:
     """The MAX_SHARDS (split, shard) that cover the most label pairs, then the most rows."""
-    ranked = (rows.group_by("split", "shard")
-              .agg(pairs=pl.struct("parent_label", "child_label").n_unique(), rows=pl.len())
-              .sort(["pairs", "rows", "split", "shard"], descending=[True, True, False, False])
-              .head(MAX_SHARDS))
+    ranked = (
+        rows.group_by("split", "shard")
+        .agg(pairs=pl.struct("parent_label", "child_label").n_unique(), rows=pl.len())
+        .sort(["pairs", "rows", "split", "shard"], descending=[True, True, False, False])
+        .head(MAX_SHARDS)
+    )
     return list(ranked.select("split", "shard").iter_rows())
 
 
@@ -88,8 +92,12 @@ def _read_members(url: str, wanted: set[str]) -> dict[str, bytes]:
     return found
 
 
-def build(run: Run, label_pairs: pl.DataFrame, sizes: dict[str, dict[str, int]],
-          write: Callable[[str, bytes], None]) -> dict:
+def build(
+    run: Run,
+    label_pairs: pl.DataFrame,
+    sizes: dict[str, dict[str, int]],
+    write: Callable[[str, bytes], None],
+) -> dict:
     """Pick examples of the TOP_PAIRS most frequent accepted label pairs and write their crops.
 
     Args:
@@ -104,29 +112,42 @@ def build(run: Run, label_pairs: pl.DataFrame, sizes: dict[str, dict[str, int]],
     """
     n_shards = {split: _shard_total(run, split, per_shard) for split, per_shard in sizes.items()}
     if not n_shards:
-        return {"shards_read": [], "pairs": [],
-                "note": "no shards in this output (a --skip_images run): no crops to show"}
-    top = (label_pairs.filter(pl.col("accepted"))
-           .sort(["frequency", "parent_label", "child_label"], descending=[True, False, False])
-           .head(TOP_PAIRS))
+        return {
+            "shards_read": [],
+            "pairs": [],
+            "note": "no shards in this output (a --skip_images run): no crops to show",
+        }
+    top = (
+        label_pairs.filter(pl.col("accepted"))
+        .sort(["frequency", "parent_label", "child_label"], descending=[True, False, False])
+        .head(TOP_PAIRS)
+    )
     if top.height == 0:
         return {"shards_read": [], "pairs": [], "note": "no accepted label pairs: no crops"}
     rows = _examples(run, top, n_shards)
     chosen = _choose_shards(rows) if rows.height else []
-    picked = rows.join(pl.DataFrame(chosen, schema={"split": pl.String, "shard": pl.Int64},
-                                    orient="row"), on=["split", "shard"])
-    picked = (picked.unique(["parent_label", "child_label", "split", "image_id"],
-                            keep="first", maintain_order=True)
-              .group_by("parent_label", "child_label", maintain_order=True)
-              .head(EXAMPLES_PER_PAIR))
+    picked = rows.join(
+        pl.DataFrame(chosen, schema={"split": pl.String, "shard": pl.Int64}, orient="row"),
+        on=["split", "shard"],
+    )
+    picked = (
+        picked.unique(
+            ["parent_label", "child_label", "split", "image_id"], keep="first", maintain_order=True
+        )
+        .group_by("parent_label", "child_label", maintain_order=True)
+        .head(EXAMPLES_PER_PAIR)
+    )
     members: dict[str, bytes] = {}
     urls = []
     for split, shard in chosen:
         subset = picked.filter((pl.col("split") == split) & (pl.col("shard") == shard))
-        wanted = {f"{image_id}.{box_key(box)}.jpg"
-                  for image_id, parent, child in subset.select("image_id", "parent_box",
-                                                              "child_box").iter_rows()
-                  for box in (parent, child)}
+        wanted = {
+            f"{image_id}.{box_key(box)}.jpg"
+            for image_id, parent, child in subset.select(
+                "image_id", "parent_box", "child_box"
+            ).iter_rows()
+            for box in (parent, child)
+        }
         if wanted:
             url = run.layout.shard_tar(split, shard)
             urls.append(url)
@@ -134,11 +155,14 @@ def build(run: Run, label_pairs: pl.DataFrame, sizes: dict[str, dict[str, int]],
     gallery = []
     for pair in top.iter_rows(named=True):
         examples = []
-        mine = picked.filter((pl.col("parent_label") == pair["parent_label"])
-                             & (pl.col("child_label") == pair["child_label"]))
+        mine = picked.filter(
+            (pl.col("parent_label") == pair["parent_label"])
+            & (pl.col("child_label") == pair["child_label"])
+        )
         for row in mine.iter_rows(named=True):
-            names = [f"{row['image_id']}.{box_key(row[k])}.jpg" for k in ("parent_box",
-                                                                           "child_box")]
+            names = [
+                f"{row['image_id']}.{box_key(row[k])}.jpg" for k in ("parent_box", "child_box")
+            ]
             if not all(name in members for name in names):
                 continue  # the image failed to decode: it is in the image rejects
             sources = []
@@ -146,11 +170,24 @@ def build(run: Run, label_pairs: pl.DataFrame, sizes: dict[str, dict[str, int]],
                 relative = f"gallery/{row['split']}-{name}"
                 write(relative, members[name])
                 sources.append(relative)
-            examples.append({"split": row["split"], "image_id": row["image_id"],
-                             "parent_box": row["parent_box"], "child_box": row["child_box"],
-                             "parent_src": sources[0], "child_src": sources[1]})
-        gallery.append({"parent_label": pair["parent_label"], "child_label": pair["child_label"],
-                        "parent_name": run.name(pair["parent_label"]),
-                        "child_name": run.name(pair["child_label"]),
-                        "frequency": pair["frequency"], "examples": examples})
+            examples.append(
+                {
+                    "split": row["split"],
+                    "image_id": row["image_id"],
+                    "parent_box": row["parent_box"],
+                    "child_box": row["child_box"],
+                    "parent_src": sources[0],
+                    "child_src": sources[1],
+                }
+            )
+        gallery.append(
+            {
+                "parent_label": pair["parent_label"],
+                "child_label": pair["child_label"],
+                "parent_name": run.name(pair["parent_label"]),
+                "child_name": run.name(pair["child_label"]),
+                "frequency": pair["frequency"],
+                "examples": examples,
+            }
+        )
     return {"shards_read": urls, "pairs": gallery, "note": None}

@@ -150,20 +150,32 @@ def cell(value: object, digits: int = 3) -> str:
     return f"<td>{esc(value)}</td>"
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]], sortable: bool = False,
-          table_id: str | None = None, raw: bool = False) -> str:
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    sortable: bool = False,
+    table_id: str | None = None,
+    raw: bool = False,
+) -> str:
     """An HTML table; cells are escaped unless raw (then each cell is ready <td> markup)."""
     attrs = (' class="sortable"' if sortable else "") + (f' id="{table_id}"' if table_id else "")
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + ("".join(r) if raw else "".join(cell(v) for v in r)) + "</tr>"
-                   for r in rows)
+    body = "".join(
+        "<tr>" + ("".join(r) if raw else "".join(cell(v) for v in r)) + "</tr>" for r in rows
+    )
     return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def cards(items: Iterable[tuple[str, object]]) -> str:
-    return '<div class="cards">' + "".join(
-        f'<div class="card"><b>{esc(num(value) if not isinstance(value, str) else value)}</b>'
-        f"{esc(label)}</div>" for label, value in items) + "</div>"
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><b>{esc(num(value) if not isinstance(value, str) else value)}</b>'
+            f"{esc(label)}</div>"
+            for label, value in items
+        )
+        + "</div>"
+    )
 
 
 def image(src: str, alt: str) -> str:
@@ -176,13 +188,14 @@ def details(summary: str, body: str, open_: bool = False) -> str:
 
 def document(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]]) -> str:
     """The whole page; sections are (anchor id, heading, body HTML)."""
-    nav = "".join(f'<a href="#{esc(anchor)}">{esc(heading)}</a>'
-                  for anchor, heading, _ in sections)
-    body = "".join(f'<section id="{esc(anchor)}"><h2>{esc(heading)}</h2>{content}</section>'
-                   for anchor, heading, content in sections)
+    nav = "".join(f'<a href="#{esc(anchor)}">{esc(heading)}</a>' for anchor, heading, _ in sections)
+    body = "".join(
+        f'<section id="{esc(anchor)}"><h2>{esc(heading)}</h2>{content}</section>'
+        for anchor, heading, content in sections
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style><script>{CHECK_SCRIPT}</script>"
         f"</head><body><header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header>"
         f"<nav>{nav}</nav><main>{body}"

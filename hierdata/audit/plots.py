@@ -16,8 +16,11 @@ from matplotlib.ticker import MaxNLocator
 from hierdata import trees
 
 _DPI = 100
-_PANELS = (("label_pairs", "label pairs accepted"), ("tree_edges", "tree edges (label → label)"),
-           ("training_pairs", "training pairs (image⊃box + box⊃box)"))
+_PANELS = (
+    ("label_pairs", "label pairs accepted"),
+    ("tree_edges", "tree edges (label → label)"),
+    ("training_pairs", "training pairs (image⊃box + box⊃box)"),
+)
 
 
 def _png(figure: Figure) -> bytes:
@@ -45,21 +48,40 @@ def sensitivity_heatmaps(grid: dict) -> bytes:
     figure = Figure(figsize=(6 * len(_PANELS), 0.55 * len(proportions) + 2.4))
     for index, (key, title) in enumerate(_PANELS):
         axes = figure.add_subplot(1, len(_PANELS), index + 1)
-        values = np.array([[np.nan if v is None else v for v in row] for row in grid[key]],
-                          dtype=float)
+        values = np.array(
+            [[np.nan if v is None else v for v in row] for row in grid[key]], dtype=float
+        )
         positive = values[np.isfinite(values) & (values > 0)]
-        norm = LogNorm(positive.min(), max(positive.max(), positive.min() + 1)) if positive.size \
+        norm = (
+            LogNorm(positive.min(), max(positive.max(), positive.min() + 1))
+            if positive.size
             else None
+        )
         shown = np.ma.masked_invalid(np.where(values > 0, values, np.nan))
         axes.imshow(shown, cmap="viridis", norm=norm, aspect="auto", origin="lower")
         for row, column in np.ndindex(values.shape):
             value = values[row, column]
-            axes.text(column, row, compact(None if np.isnan(value) else value), ha="center",
-                      va="center", fontsize=8, color="white" if value > 0 else "black")
+            axes.text(
+                column,
+                row,
+                compact(None if np.isnan(value) else value),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if value > 0 else "black",
+            )
         chosen_column = frequencies.index(grid["chosen"]["frequency"])
         chosen_row = proportions.index(grid["chosen"]["proportion"])
-        axes.add_patch(Rectangle((chosen_column - 0.5, chosen_row - 0.5), 1, 1, fill=False,
-                                 edgecolor="red", linewidth=2.5))
+        axes.add_patch(
+            Rectangle(
+                (chosen_column - 0.5, chosen_row - 0.5),
+                1,
+                1,
+                fill=False,
+                edgecolor="red",
+                linewidth=2.5,
+            )
+        )
         axes.set_xticks(range(len(frequencies)), [str(f) for f in frequencies])
         axes.set_yticks(range(len(proportions)), [f"{p:g}" for p in proportions])
         axes.set_xlabel("min_pair_frequency")
@@ -104,12 +126,20 @@ def tree_top_levels(small: nx.DiGraph) -> bytes:
         for child, y1 in zip(children, ys, strict=True):
             axes.plot([elbow, positions[child][0]], [y1, y1], color="#9aa5b1", linewidth=0.8)
     for label, (x, y) in positions.items():
-        axes.scatter([x], [y], s=14, zorder=2,
-                     color="#d64545" if label == trees.ROOT else "#1f6feb")
+        axes.scatter(
+            [x], [y], s=14, zorder=2, color="#d64545" if label == trees.ROOT else "#1f6feb"
+        )
         name = small.nodes[label]["name"]
         if small.out_degree(label):  # above its outgoing edge, so the edge stays visible
-            axes.text(x + 0.04, y + 0.18, name, fontsize=8, ha="left", va="bottom",
-                      bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3})
+            axes.text(
+                x + 0.04,
+                y + 0.18,
+                name,
+                fontsize=8,
+                ha="left",
+                va="bottom",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3},
+            )
         else:
             axes.text(x + 0.06, y, name, fontsize=8, ha="left", va="center")
     axes.set_xlim(-0.2, depth + 1.0)
@@ -138,8 +168,9 @@ def _bars(axes, histogram: dict, title: str, xlabel: str, clip_tail: bool = Fals
         over = sum(n for k, n in values.items() if k > clip)
         values = {k: n for k, n in values.items() if k <= clip}
         values[clip + 1] = over
-        axes.annotate(f"last bar: > {clip}", (0.98, 0.95), xycoords="axes fraction",
-                      ha="right", fontsize=8)
+        axes.annotate(
+            f"last bar: > {clip}", (0.98, 0.95), xycoords="axes fraction", ha="right", fontsize=8
+        )
     axes.bar(list(values), list(values.values()), color="#1f6feb", width=0.85)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(title)
@@ -149,24 +180,40 @@ def _bars(axes, histogram: dict, title: str, xlabel: str, clip_tail: bool = Fals
 
 def tree_distributions(summary: dict) -> bytes:
     figure = Figure(figsize=(11, 3.6))
-    _bars(figure.add_subplot(1, 2, 1), summary["depth_histogram"], "Depth of each label",
-          "depth (1 = under the root)")
-    _bars(figure.add_subplot(1, 2, 2), summary["branching_histogram"],
-          "Children per label (labels with children)", "children", clip_tail=True)
+    _bars(
+        figure.add_subplot(1, 2, 1),
+        summary["depth_histogram"],
+        "Depth of each label",
+        "depth (1 = under the root)",
+    )
+    _bars(
+        figure.add_subplot(1, 2, 2),
+        summary["branching_histogram"],
+        "Children per label (labels with children)",
+        "children",
+        clip_tail=True,
+    )
     figure.tight_layout()
     return _png(figure)
 
 
 def per_image_histograms(histograms: dict, means: dict) -> bytes:
     """Images by distinct classes, classes across their hierarchy trees, and kept boxes."""
-    panels = (("classes", "Distinct classes per image"),
-              ("hierarchy_classes", "Classes across each image's hierarchy trees"),
-              ("kept_boxes", "Kept boxes per image"))
+    panels = (
+        ("classes", "Distinct classes per image"),
+        ("hierarchy_classes", "Classes across each image's hierarchy trees"),
+        ("kept_boxes", "Kept boxes per image"),
+    )
     figure = Figure(figsize=(15, 3.8))
     for index, (key, title) in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), index + 1)
-        _bars(axes, histograms.get(key, {}), f"{title}\n(mean {means.get(key + '_mean') or 0:.2f})",
-              key.replace("_", " "), clip_tail=True)
+        _bars(
+            axes,
+            histograms.get(key, {}),
+            f"{title}\n(mean {means.get(key + '_mean') or 0:.2f})",
+            key.replace("_", " "),
+            clip_tail=True,
+        )
         axes.set_ylabel("images")
     figure.tight_layout()
     return _png(figure)

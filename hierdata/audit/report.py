@@ -27,12 +27,13 @@ LOG = logging.getLogger("hierdata.audit")
 HIERARCHY_CLASSES = (
     "hierarchy_classes: for each image, the number of distinct labels in the union of down(L) "
     "over its kept labels L, down(L) being L and all its descendants in the label tree; these "
-    "are the classes that count as correct answers for the image (DESIGN \"Ground truth\"). "
+    'are the classes that count as correct answers for the image (DESIGN "Ground truth"). '
     f"The paper reports {sections.PAPER_CLASSES_PER_IMAGE} distinct classes per image and "
     f"{sections.PAPER_HIERARCHY_CLASSES_PER_IMAGE} classes across each image's hierarchy trees "
     "on its Open Images data; its trees come from its own thresholds, so expect the same order "
     "of magnitude on full Open Images, not the same value. classes: distinct labels of the "
-    "image's kept boxes; boxes: validated boxes, kept_boxes: those mining used.")
+    "image's kept boxes; boxes: validated boxes, kept_boxes: those mining used."
+)
 
 
 class _Timer:
@@ -49,34 +50,55 @@ class _Timer:
         self._last = now
 
 
-def _official(run: sources.Run, label_pairs: pl.DataFrame, min_frequency: int,
-              min_proportion: float) -> dict | None:
+def _official(
+    run: sources.Run, label_pairs: pl.DataFrame, min_frequency: int, min_proportion: float
+) -> dict | None:
     """Agreement with the input's official hierarchy: run.json's, else recomputed from the
     hierarchy file named in the options; None when the input has no hierarchy."""
     agreement = run.record.get("official_hierarchy")
     if isinstance(agreement, dict):
         agreement = dict(agreement, source="run.json")
     elif run.hierarchy is not None:
-        accepted = set(label_pairs.filter(pl.col("accepted"))
-                       .select("parent_label", "child_label").iter_rows())
-        blocked = label_pairs.filter(pl.col("isa") & (pl.col("frequency") >= min_frequency)
-                                     & (pl.col("proportion") >= min_proportion))
+        accepted = set(
+            label_pairs.filter(pl.col("accepted")).select("parent_label", "child_label").iter_rows()
+        )
+        blocked = label_pairs.filter(
+            pl.col("isa")
+            & (pl.col("frequency") >= min_frequency)
+            & (pl.col("proportion") >= min_proportion)
+        )
         agreement = isa.official_part_agreement(
-            accepted, run.hierarchy, set(blocked.select("parent_label", "child_label")
-                                         .iter_rows()))
+            accepted, run.hierarchy, set(blocked.select("parent_label", "child_label").iter_rows())
+        )
         agreement["source"] = run.options.get("hierarchy")
     else:
         return None
-    labels = {label for key in ("accepted_official_part", "accepted_new", "isa_blocked",
-                                "official_not_accepted") for pair in agreement[key]
-              for label in pair}
+    labels = {
+        label
+        for key in (
+            "accepted_official_part",
+            "accepted_new",
+            "isa_blocked",
+            "official_not_accepted",
+        )
+        for pair in agreement[key]
+        for label in pair
+    }
     agreement["names"] = {label: run.name(label) for label in sorted(labels)}
     return agreement
 
 
 def _run_summary(record: dict) -> dict:
-    keys = ("status", "runner", "started_at", "finished_at", "elapsed_seconds", "inputs",
-            "options", "versions")
+    keys = (
+        "status",
+        "runner",
+        "started_at",
+        "finished_at",
+        "elapsed_seconds",
+        "inputs",
+        "options",
+        "versions",
+    )
     return {key: record.get(key) for key in keys}
 
 
@@ -126,8 +148,13 @@ def build_report(root: str, compare_root: str | None = None) -> dict:
     label_pairs = stats.label_pair_frame(run)
     timer.lap("counts")
     candidates = thresholds.candidate_counts(run.scan("candidates")).collect()
-    grid = thresholds.sensitivity(label_pairs, candidates, sum(counts["image_box_pairs"].values()),
-                                  min_frequency, min_proportion)
+    grid = thresholds.sensitivity(
+        label_pairs,
+        candidates,
+        sum(counts["image_box_pairs"].values()),
+        min_frequency,
+        min_proportion,
+    )
     timer.lap("thresholds")
     image_summary, histograms = stats.per_image(run)
     frequency = stats.class_frequency(run)
@@ -138,8 +165,7 @@ def build_report(root: str, compare_root: str | None = None) -> dict:
     timer.lap("tree")
     gallery = galleries.build(run, label_pairs, sizes, write)
     timer.lap("galleries")
-    comparison = (compare.compare(run, label_pairs, counts, other) if other is not None
-                  else None)
+    comparison = compare.compare(run, label_pairs, counts, other) if other is not None else None
     timer.lap("compare")
 
     figures: dict[str, Callable[[], bytes]] = {
@@ -165,11 +191,15 @@ def build_report(root: str, compare_root: str | None = None) -> dict:
         "label_pairs": stats.label_pair_totals(label_pairs, min_frequency, min_proportion),
         "thresholds": grid,
         "tree": tree_summary,
-        "per_image": {"by_split": image_summary, "histograms": histograms,
-                      "definition": HIERARCHY_CLASSES,
-                      "paper": {"classes_per_image": sections.PAPER_CLASSES_PER_IMAGE,
-                                "hierarchy_classes_per_image":
-                                    sections.PAPER_HIERARCHY_CLASSES_PER_IMAGE}},
+        "per_image": {
+            "by_split": image_summary,
+            "histograms": histograms,
+            "definition": HIERARCHY_CLASSES,
+            "paper": {
+                "classes_per_image": sections.PAPER_CLASSES_PER_IMAGE,
+                "hierarchy_classes_per_image": sections.PAPER_HIERARCHY_CLASSES_PER_IMAGE,
+            },
+        },
         "class_frequency": frequency,
         "gallery": gallery,
         "official_hierarchy": _official(run, label_pairs, min_frequency, min_proportion),
@@ -180,6 +210,8 @@ def build_report(root: str, compare_root: str | None = None) -> dict:
     write("index.html", _page(stats_json, label_pairs, tree_markup).encode())
     timer.lap("html")
     stats_json["timings_seconds"] = timer.seconds
-    write("stats.json", (json.dumps(stats_json, indent=2, sort_keys=True, default=str)
-                         + "\n").encode())
+    write(
+        "stats.json",
+        (json.dumps(stats_json, indent=2, sort_keys=True, default=str) + "\n").encode(),
+    )
     return stats_json

@@ -39,8 +39,9 @@ def scan_table(root: str, table: str) -> pl.LazyFrame:
         return pl.scan_parquet(files, glob=False)  # names are files, not patterns
     fs, _ = io.filesystem(files[0])
     paths = [io.filesystem(url)[1] for url in files]
-    dataset = ds.dataset(paths, schema=schema, format="parquet",
-                         filesystem=PyFileSystem(FSSpecHandler(fs)))
+    dataset = ds.dataset(
+        paths, schema=schema, format="parquet", filesystem=PyFileSystem(FSSpecHandler(fs))
+    )
     return pl.scan_pyarrow_dataset(dataset)
 
 

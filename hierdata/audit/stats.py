@@ -47,14 +47,22 @@ def split_counts(run: Run, shard_samples: dict[str, int]) -> dict[str, dict[str,
     rejects = run.scan("rejects").select("split", "reason")
     pairs = run.scan("pairs").select("split", "kind")
     frames = [
-        _per_split(boxes, boxes=pl.len(), kept_boxes=pl.col("kept").sum(),
-                   images=pl.col("image_id").n_unique(),
-                   images_with_kept_boxes=pl.col("image_id").filter(pl.col("kept")).n_unique()),
-        _per_split(rejects, rejects=(~_is_image_reject()).sum(),
-                   image_rejects=_is_image_reject().sum()),
+        _per_split(
+            boxes,
+            boxes=pl.len(),
+            kept_boxes=pl.col("kept").sum(),
+            images=pl.col("image_id").n_unique(),
+            images_with_kept_boxes=pl.col("image_id").filter(pl.col("kept")).n_unique(),
+        ),
+        _per_split(
+            rejects, rejects=(~_is_image_reject()).sum(), image_rejects=_is_image_reject().sum()
+        ),
         _per_split(run.scan("candidates").select("split"), candidate_pairs=pl.len()),
-        _per_split(pairs, accepted_pairs=(pl.col("kind") == "box_box").sum(),
-                   image_box_pairs=(pl.col("kind") == "image_box").sum()),
+        _per_split(
+            pairs,
+            accepted_pairs=(pl.col("kind") == "box_box").sum(),
+            image_box_pairs=(pl.col("kind") == "image_box").sum(),
+        ),
         _per_split(run.scan("cross_pairs").select("split"), cross_image_pairs=pl.len()),
     ]
     counts: dict[str, dict[str, int]] = {stage: {} for stage in STAGES}
@@ -69,8 +77,9 @@ def split_counts(run: Run, shard_samples: dict[str, int]) -> dict[str, dict[str,
             counts[stage].setdefault(split, 0)
         counts["lines"][split] = counts["boxes"][split] + counts["rejects"][split]
         counts["samples"][split] = shard_samples.get(split, 0)
-    return {stage: {split: per_split[split] for split in splits}
-            for stage, per_split in counts.items()}
+    return {
+        stage: {split: per_split[split] for split in splits} for stage, per_split in counts.items()
+    }
 
 
 def record_mismatches(counts: dict, record_counts: dict) -> list[dict]:
@@ -82,8 +91,14 @@ def record_mismatches(counts: dict, record_counts: dict) -> list[dict]:
             continue  # run.json nests rejects by reason; samples come from sizes.json
         for split, value in per_split.items():
             if split in recorded and int(recorded[split]) != value:
-                found.append({"stage": stage, "split": split, "tables": value,
-                              "run_json": int(recorded[split])})
+                found.append(
+                    {
+                        "stage": stage,
+                        "split": split,
+                        "tables": value,
+                        "run_json": int(recorded[split]),
+                    }
+                )
     return found
 
 
@@ -96,8 +111,11 @@ def rejects_summary(run: Run) -> dict:
     """
     rejects = run.scan("rejects")
     by_split = rejects.group_by("split", "reason").agg(n=pl.len()).sort("split", "reason")
-    examples = (rejects.sort("reason", "split", "file", "line")
-                .group_by("reason", maintain_order=True).head(EXAMPLES_PER_REASON))
+    examples = (
+        rejects.sort("reason", "split", "file", "line")
+        .group_by("reason", maintain_order=True)
+        .head(EXAMPLES_PER_REASON)
+    )
     by_split, examples = pl.collect_all([by_split, examples])
     summary = {}
     for kind, images in (("rows", False), ("images", True)):
@@ -114,26 +132,34 @@ def rejects_summary(run: Run) -> dict:
             "total": sum(by_reason.values()),
             "by_reason": dict(sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))),
             "by_split": per_split,
-            "examples": {reason: [row for row in rows if row["reason"] == reason]
-                         for reason in by_reason},
+            "examples": {
+                reason: [row for row in rows if row["reason"] == reason] for reason in by_reason
+            },
         }
     return summary
 
 
 def label_pair_frame(run: Run) -> pl.DataFrame:
     """The whole label_pairs table, sorted by accepted first, then frequency descending."""
-    return (run.scan("label_pairs")
-            .sort(["accepted", "frequency", "parent_label", "child_label"],
-                  descending=[True, True, False, False])
-            .collect())
+    return (
+        run.scan("label_pairs")
+        .sort(
+            ["accepted", "frequency", "parent_label", "child_label"],
+            descending=[True, True, False, False],
+        )
+        .collect()
+    )
 
 
-def label_pair_totals(label_pairs: pl.DataFrame, min_frequency: int,
-                      min_proportion: float) -> dict[str, int]:
+def label_pair_totals(
+    label_pairs: pl.DataFrame, min_frequency: int, min_proportion: float
+) -> dict[str, int]:
     """Candidate, accepted and is-a label pairs; isa_blocked passed both thresholds but is-a."""
     passing = (pl.col("frequency") >= min_frequency) & (pl.col("proportion") >= min_proportion)
     totals = label_pairs.select(
-        candidate=pl.len(), accepted=pl.col("accepted").sum(), isa=pl.col("isa").sum(),
+        candidate=pl.len(),
+        accepted=pl.col("accepted").sum(),
+        isa=pl.col("isa").sum(),
         isa_blocked=(passing & pl.col("isa")).sum(),
         passing_thresholds=passing.sum(),
     ).row(0, named=True)
@@ -145,14 +171,19 @@ def _down_frame(tree) -> pl.DataFrame:
     sets = trees.down_sets(tree)
     labels = [label for label, members in sets.items() for _ in members]
     members = [member for found in sets.values() for member in sorted(found)]
-    return pl.DataFrame({"label": labels, "member": members},
-                        schema={"label": pl.String, "member": pl.String})
+    return pl.DataFrame(
+        {"label": labels, "member": members}, schema={"label": pl.String, "member": pl.String}
+    )
 
 
 def _summary(column: pl.Expr) -> list[pl.Expr]:
     name = column.meta.output_name()
-    return [column.mean().alias(f"{name}_mean"), column.median().alias(f"{name}_median"),
-            column.quantile(0.9).alias(f"{name}_p90"), column.max().alias(f"{name}_max")]
+    return [
+        column.mean().alias(f"{name}_mean"),
+        column.median().alias(f"{name}_median"),
+        column.quantile(0.9).alias(f"{name}_p90"),
+        column.max().alias(f"{name}_max"),
+    ]
 
 
 def per_image(run: Run) -> tuple[dict, dict[str, dict[int, int]]]:
@@ -169,22 +200,29 @@ def per_image(run: Run) -> tuple[dict, dict[str, dict[int, int]]]:
          {stat: {value: images}} histograms over all splits).
     """
     boxes = run.scan("boxes").select(*_IMAGE, "label", "kept")
-    base = boxes.group_by(_IMAGE).agg(boxes=pl.len(), kept_boxes=pl.col("kept").sum(),
-                                      classes=pl.col("label").filter(pl.col("kept")).n_unique())
+    base = boxes.group_by(_IMAGE).agg(
+        boxes=pl.len(),
+        kept_boxes=pl.col("kept").sum(),
+        classes=pl.col("label").filter(pl.col("kept")).n_unique(),
+    )
     down = _down_frame(run.tree).lazy()
     labels = boxes.filter(pl.col("kept")).select(*_IMAGE, "label").unique()
-    hierarchy = (labels.join(down, on="label", how="left")
-                 .with_columns(pl.col("member").fill_null(pl.col("label")))
-                 .group_by(_IMAGE).agg(hierarchy_classes=pl.col("member").n_unique()))
-    images = (base.join(hierarchy, on=_IMAGE, how="left")
-              .with_columns(pl.col("hierarchy_classes").fill_null(0),
-                            pl.col("kept_boxes").cast(pl.Int64)))
+    hierarchy = (
+        labels.join(down, on="label", how="left")
+        .with_columns(pl.col("member").fill_null(pl.col("label")))
+        .group_by(_IMAGE)
+        .agg(hierarchy_classes=pl.col("member").n_unique())
+    )
+    images = base.join(hierarchy, on=_IMAGE, how="left").with_columns(
+        pl.col("hierarchy_classes").fill_null(0), pl.col("kept_boxes").cast(pl.Int64)
+    )
     images = images.collect()
     aggregates = [pl.len().alias("images")]
     for stat in PER_IMAGE:
         aggregates += _summary(pl.col(stat))
-    per_split = {row.pop("split"): row
-                 for row in images.group_by("split").agg(aggregates).to_dicts()}
+    per_split = {
+        row.pop("split"): row for row in images.group_by("split").agg(aggregates).to_dicts()
+    }
     summary = {split: per_split[split] for split in split_order(per_split)}
     summary["all"] = images.select(aggregates).row(0, named=True)
     histograms = {}
@@ -196,8 +234,16 @@ def per_image(run: Run) -> tuple[dict, dict[str, dict[int, int]]]:
 
 def class_frequency(run: Run) -> dict:
     """Kept boxes per label over all splits: the TOP_CLASSES most frequent and the totals."""
-    counts = (run.scan("boxes").filter(pl.col("kept")).group_by("label").agg(boxes=pl.len())
-              .sort(["boxes", "label"], descending=[True, False]).collect())
-    top = [{"label": label, "name": run.name(label), "boxes": int(n)}
-           for label, n in counts.head(TOP_CLASSES).iter_rows()]
+    counts = (
+        run.scan("boxes")
+        .filter(pl.col("kept"))
+        .group_by("label")
+        .agg(boxes=pl.len())
+        .sort(["boxes", "label"], descending=[True, False])
+        .collect()
+    )
+    top = [
+        {"label": label, "name": run.name(label), "boxes": int(n)}
+        for label, n in counts.head(TOP_CLASSES).iter_rows()
+    ]
     return {"labels": counts.height, "kept_boxes": int(counts["boxes"].sum() or 0), "top": top}

@@ -47,8 +47,13 @@ def tree_edge_count(label_pairs: pl.DataFrame, accepted: np.ndarray) -> int:
     return sum(1 for label in dag if dag.in_degree(label))
 
 
-def sensitivity(label_pairs: pl.DataFrame, candidate_counts: pl.DataFrame, image_box_pairs: int,
-                min_frequency: int, min_proportion: float) -> dict:
+def sensitivity(
+    label_pairs: pl.DataFrame,
+    candidate_counts: pl.DataFrame,
+    image_box_pairs: int,
+    min_frequency: int,
+    min_proportion: float,
+) -> dict:
     """Survivors over the threshold grid; rows are proportions, columns frequencies.
 
     Args:
@@ -79,15 +84,23 @@ def sensitivity(label_pairs: pl.DataFrame, candidate_counts: pl.DataFrame, image
             rows["label_pairs"].append(n_accepted)
             rows["training_pairs"].append(image_box_pairs + int(candidates[accepted].sum()))
             rows["tree_edges"].append(
-                tree_edge_count(joined, accepted) if n_accepted <= MAX_TREE_PAIRS else None)
+                tree_edge_count(joined, accepted) if n_accepted <= MAX_TREE_PAIRS else None
+            )
         for name, values in rows.items():
             surviving[name].append(values)
-    return {"frequency": frequencies, "proportion": proportions,
-            "chosen": {"frequency": min_frequency, "proportion": min_proportion},
-            "max_tree_pairs": MAX_TREE_PAIRS, **surviving}
+    return {
+        "frequency": frequencies,
+        "proportion": proportions,
+        "chosen": {"frequency": min_frequency, "proportion": min_proportion},
+        "max_tree_pairs": MAX_TREE_PAIRS,
+        **surviving,
+    }
 
 
 def candidate_counts(candidates: pl.LazyFrame) -> pl.LazyFrame:
     """box_box candidates per (parent_label, child_label) over all splits."""
-    return (candidates.filter(pl.col("kind") == "box_box")
-            .group_by("parent_label", "child_label").agg(candidates=pl.len()))
+    return (
+        candidates.filter(pl.col("kind") == "box_box")
+        .group_by("parent_label", "child_label")
+        .agg(candidates=pl.len())
+    )

@@ -46,19 +46,31 @@ def multi_parent(label_pairs: pl.DataFrame, tree: nx.DiGraph, names: dict[str, s
     """
     accepted = label_pairs.filter(pl.col("accepted"))
     counts = accepted.group_by("child_label").agg(n=pl.len()).filter(pl.col("n") > 1)
-    rows = (accepted.join(counts.select("child_label"), on="child_label")
-            .sort("child_label", "proportion", "parent_label", descending=[False, True, False]))
+    rows = accepted.join(counts.select("child_label"), on="child_label").sort(
+        "child_label", "proportion", "parent_label", descending=[False, True, False]
+    )
     found = []
     for (child,), group in rows.group_by("child_label", maintain_order=True):
         kept = next(iter(tree.predecessors(child)), None) if child in tree else None
-        parents = [{"label": r["parent_label"], "name": names.get(r["parent_label"],
-                                                                  r["parent_name"]),
-                    "frequency": r["frequency"], "proportion": r["proportion"],
-                    "kept": r["parent_label"] == kept}
-                   for r in group.iter_rows(named=True)]
-        found.append({"child": child, "child_name": names.get(child, child),
-                      "kept_parent": kept, "kept_parent_name": names.get(kept or "", kept),
-                      "parents": parents})
+        parents = [
+            {
+                "label": r["parent_label"],
+                "name": names.get(r["parent_label"], r["parent_name"]),
+                "frequency": r["frequency"],
+                "proportion": r["proportion"],
+                "kept": r["parent_label"] == kept,
+            }
+            for r in group.iter_rows(named=True)
+        ]
+        found.append(
+            {
+                "child": child,
+                "child_name": names.get(child, child),
+                "kept_parent": kept,
+                "kept_parent_name": names.get(kept or "", kept),
+                "parents": parents,
+            }
+        )
     found.sort(key=lambda row: (-len(row["parents"]), row["child"]))
     return found
 
@@ -72,8 +84,9 @@ def _subtree_sizes(tree: nx.DiGraph) -> dict[str, int]:
 
 def _children(tree: nx.DiGraph, label: str, sizes: dict[str, int]) -> list[str]:
     """Children largest subtree first, then most kept boxes, then label id."""
-    return sorted(tree.successors(label),
-                  key=lambda c: (-sizes[c], -tree.nodes[c].get("kept_boxes", 0), c))
+    return sorted(
+        tree.successors(label), key=lambda c: (-sizes[c], -tree.nodes[c].get("kept_boxes", 0), c)
+    )
 
 
 def tree_html(tree: nx.DiGraph, names: dict[str, str]) -> str:
@@ -103,14 +116,18 @@ def tree_html(tree: nx.DiGraph, names: dict[str, str]) -> str:
         if edge.get("proportion") is not None:
             detail.append(f"p={edge['proportion']:.3f} f={edge['frequency']:,}")
         children = _children(tree, label, sizes)
-        text = (f'<span class="tn" data-name="{title.lower()}">{title}</span> '
-                f'<span class="td">{" · ".join(detail)}</span>')
+        text = (
+            f'<span class="tn" data-name="{title.lower()}">{title}</span> '
+            f'<span class="td">{" · ".join(detail)}</span>'
+        )
         if not children:
             parts.append(f"<li>{text}</li>")
             continue
         is_open = " open" if depth <= 0 else ""
-        parts.append(f"<li><details{is_open}><summary>{text} "
-                     f'<span class="tc">({sizes[label] - 1} below)</span></summary><ul>')
+        parts.append(
+            f"<li><details{is_open}><summary>{text} "
+            f'<span class="tc">({sizes[label] - 1} below)</span></summary><ul>'
+        )
         stack.append(("close", "</ul></details></li>"))
         stack.extend(("open", child, depth + 1) for child in reversed(children))
     return '<ul class="tree">' + "".join(parts) + "</ul>"
