@@ -19,14 +19,12 @@ Exit codes: 0 done; 2 a user error (bad option, missing shards, trees or checkpo
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import math
 import sys
 import time
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,7 @@ from hierdata.errors import InputError
 from hierdata.io import join, read_bytes
 from hierdata.trees import tree_from_node_link
 from training import eval_report
+from training.cli import option, parse_dataclass
 from training.clustering import hierarchy_clustering_scores
 from training.data import expand_shards
 from training.embed import (
@@ -67,71 +66,38 @@ EXIT_USER_ERROR = 2
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
-def _option(default, help: str):  # noqa: A002 - argparse's name for it
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class EvalConfig:
-    shards: str = _option("", "eval shard spec (brace ranges, comma lists; local or gs://)")
-    trees: str = _option("", "the pipeline's trees folder (label_tree.json) or that file")
-    output: str = _option("eval_out", "local folder for report.json, report.md, plots/")
-    checkpoint: str | None = _option(None, "a tuned encoder (training.train's encoder.safetensors)")
-    zero_shot: bool = _option(False, "evaluate the untuned --encoder (cosine) instead")
-    encoder: str = _option("tiny-vit", f"zero-shot encoder: one of {', '.join(ENCODERS)}")
-    weights: str | None = _option(None, "zero-shot backbone weights (local); none: random init")
-    seed: int = _option(0, "seeds the query subsets (and a zero-shot random init)")
-    max_queries: int = _option(1000, "at most this many parent and this many child queries")
-    min_child_area: float = _option(CHILD_AREA[0], "child crops: box area fraction >= this")
-    max_child_area: float = _option(CHILD_AREA[1], "child crops: box area fraction <= this")
-    top_k: str = _option("10,50,100,0.05,0.2", "hierarchical Top-K: counts or fractions")
-    cache_dir: str | None = _option(None, "embedding cache (any fsspec URL); none: OUTPUT/cache")
-    knn_folder: str | None = _option(None, "ImageFolder with train/ and val/ class folders")
-    knn_k: int = _option(5, "kNN neighbours (majority vote by cosine)")
-    hhot: bool = _option(False, "also compute HHOT in the clustering metrics (needs POT)")
-    cluster_max_items: int = _option(5000, "Ward clustering on at most this many box crops")
-    grid_queries: int = _option(4, "rows of the retrieval grid plot")
-    grid_items: int = _option(8, "retrieved crops per row of the grid")
-    batch_size: int = _option(256, "crops per encoder batch")
-    workers: int = _option(4, "JPEG decoding threads")
-    device: str = _option("auto", "auto (cuda when available), cuda or cpu")
-    progress: bool = _option(True, "show progress bars")
-
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    shards: str = option("", "eval shard spec (brace ranges, comma lists; local or gs://)")
+    trees: str = option("", "the pipeline's trees folder (label_tree.json) or that file")
+    output: str = option("eval_out", "local folder for report.json, report.md, plots/")
+    checkpoint: str | None = option(None, "a tuned encoder (training.train's encoder.safetensors)")
+    zero_shot: bool = option(False, "evaluate the untuned --encoder (cosine) instead")
+    encoder: str = option("tiny-vit", f"zero-shot encoder: one of {', '.join(ENCODERS)}")
+    weights: str | None = option(None, "zero-shot backbone weights (local); none: random init")
+    seed: int = option(0, "seeds the query subsets (and a zero-shot random init)")
+    max_queries: int = option(1000, "at most this many parent and this many child queries")
+    min_child_area: float = option(CHILD_AREA[0], "child crops: box area fraction >= this")
+    max_child_area: float = option(CHILD_AREA[1], "child crops: box area fraction <= this")
+    top_k: str = option("10,50,100,0.05,0.2", "hierarchical Top-K: counts or fractions")
+    cache_dir: str | None = option(None, "embedding cache (any fsspec URL); none: OUTPUT/cache")
+    knn_folder: str | None = option(None, "ImageFolder with train/ and val/ class folders")
+    knn_k: int = option(5, "kNN neighbours (majority vote by cosine)")
+    hhot: bool = option(False, "also compute HHOT in the clustering metrics (needs POT)")
+    cluster_max_items: int = option(5000, "Ward clustering on at most this many box crops")
+    grid_queries: int = option(4, "rows of the retrieval grid plot")
+    grid_items: int = option(8, "retrieved crops per row of the grid")
+    batch_size: int = option(256, "crops per encoder batch")
+    workers: int = option(4, "JPEG decoding threads")
+    device: str = option("auto", "auto (cuda when available), cuda or cpu")
+    progress: bool = option(True, "show progress bars")
 
 
 def parse_config(argv: list[str] | None = None) -> EvalConfig:
     """EvalConfig from ``--field value`` options (``--zero-shot`` and ``--zero_shot`` alike)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return parse_dataclass(
+        EvalConfig, argv, "python -m training.evaluate", __doc__, dashed_aliases=True
     )
-    hints = typing.get_type_hints(EvalConfig)
-    for item in fields(EvalConfig):
-        kind = hints[item.name]
-        extra = (
-            {"type": _parse_bool, "nargs": "?", "const": True}
-            if kind is bool
-            else {"type": str if kind == (str | None) else kind}
-        )
-        names = [f"--{item.name}"] + (
-            [f"--{item.name.replace('_', '-')}"] if "_" in item.name else []
-        )
-        parser.add_argument(
-            *names,
-            dest=item.name,
-            default=item.default,
-            help=f"{item.metadata['help']} (default: {item.default})",
-            **extra,
-        )
-    return EvalConfig(**vars(parser.parse_args(argv)))
 
 
 def parse_top_k(text: str) -> list[int | float]:

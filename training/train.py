@@ -26,7 +26,6 @@ ranks so all stop together (the update is not applied; resume with a lower --lr)
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -34,8 +33,7 @@ import pickle
 import shutil
 import sys
 import time
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -47,6 +45,7 @@ from tqdm import tqdm
 
 from hierdata.errors import InputError
 from hierdata.io import write_json
+from training.cli import option, parse_dataclass
 from training.data import (
     Augment,
     DataState,
@@ -74,72 +73,44 @@ RESUME_KEYS = (
 )
 
 
-def _option(default, help: str):  # noqa: A002 - argparse's name for it
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class TrainConfig:
     # data
-    shards: str = _option("", "shard spec: brace ranges, comma lists; local paths or gs:// URLs")
-    batch_pairs: int = _option(256, "entailment pairs per batch per rank")
-    shuffle_buffer: int = _option(500, "samples in each worker's shuffle buffer (~0.3 MB each)")
-    num_workers: int = _option(4, "DataLoader workers per rank (0: read in the main process)")
-    augment: bool = _option(True, "flips, rotation, colour jitter and blur (kornia, on device)")
+    shards: str = option("", "shard spec: brace ranges, comma lists; local paths or gs:// URLs")
+    batch_pairs: int = option(256, "entailment pairs per batch per rank")
+    shuffle_buffer: int = option(500, "samples in each worker's shuffle buffer (~0.3 MB each)")
+    num_workers: int = option(4, "DataLoader workers per rank (0: read in the main process)")
+    augment: bool = option(True, "flips, rotation, colour jitter and blur (kornia, on device)")
     # model
-    encoder: str = _option("tiny-vit", f"one of {', '.join(ENCODERS)}")
-    weights: str | None = _option(None, "local backbone weights (folder or file); none: random")
-    geometry: str = _option("lorentz", f"one of {', '.join(GEOMETRIES)}")
-    embed_dim: int = _option(128, "embedding dimension")
-    init_temperature: float = _option(0.07, "initial InfoNCE temperature (learnt)")
+    encoder: str = option("tiny-vit", f"one of {', '.join(ENCODERS)}")
+    weights: str | None = option(None, "local backbone weights (folder or file); none: random")
+    geometry: str = option("lorentz", f"one of {', '.join(GEOMETRIES)}")
+    embed_dim: int = option(128, "embedding dimension")
+    init_temperature: float = option(0.07, "initial InfoNCE temperature (learnt)")
     # optimisation
-    lr: float = _option(2e-5, "peak AdamW learning rate")
-    min_lr: float = _option(0.0, "learning rate at the end of the cosine decay")
-    warmup_steps: int = _option(500, "linear warmup from 0 to lr")
-    max_steps: int = _option(5000, "optimizer steps in all (per rank; all ranks step together)")
-    beta1: float = _option(0.9, "AdamW beta1")
-    beta2: float = _option(0.999, "AdamW beta2")
-    weight_decay: float = _option(0.2, "AdamW decay of weight matrices (not gains, biases, logs)")
-    grad_clip: float = _option(1.0, "max global gradient norm (0: no clipping)")
+    lr: float = option(2e-5, "peak AdamW learning rate")
+    min_lr: float = option(0.0, "learning rate at the end of the cosine decay")
+    warmup_steps: int = option(500, "linear warmup from 0 to lr")
+    max_steps: int = option(5000, "optimizer steps in all (per rank; all ranks step together)")
+    beta1: float = option(0.9, "AdamW beta1")
+    beta2: float = option(0.999, "AdamW beta2")
+    weight_decay: float = option(0.2, "AdamW decay of weight matrices (not gains, biases, logs)")
+    grad_clip: float = option(1.0, "max global gradient norm (0: no clipping)")
     # bookkeeping
-    output: str = _option("train_out", "local output folder, shared by all ranks")
-    checkpoint_every: int = _option(1000, "steps between checkpoints (and one at the end)")
-    keep_checkpoints: int = _option(3, "newest checkpoints kept on disk")
-    log_every: int = _option(10, "steps between metrics lines")
-    seed: int = _option(0, "seeds model init, data order and augmentation")
-    resume: bool = _option(False, "continue from the newest checkpoint in --output, if any")
-    device: str = _option("auto", "auto (cuda when available), cuda or cpu")
-
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    output: str = option("train_out", "local output folder, shared by all ranks")
+    checkpoint_every: int = option(1000, "steps between checkpoints (and one at the end)")
+    keep_checkpoints: int = option(3, "newest checkpoints kept on disk")
+    log_every: int = option(10, "steps between metrics lines")
+    seed: int = option(0, "seeds model init, data order and augmentation")
+    resume: bool = option(False, "continue from the newest checkpoint in --output, if any")
+    device: str = option("auto", "auto (cuda when available), cuda or cpu")
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """TrainConfig from ``--field value`` options; unknown or malformed options exit with 2."""
-    parser = argparse.ArgumentParser(
-        prog="python -m training.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return parse_dataclass(
+        TrainConfig, argv, "python -m training.train", __doc__, dashed_aliases=False
     )
-    hints = typing.get_type_hints(TrainConfig)
-    for item in fields(TrainConfig):
-        kind, extra = hints[item.name], {}
-        if kind is bool:
-            extra = {"type": _parse_bool, "nargs": "?", "const": True}
-        else:
-            extra = {"type": str if kind == (str | None) else kind}
-        parser.add_argument(
-            f"--{item.name}",
-            default=item.default,
-            help=f"{item.metadata['help']} (default: {item.default})",
-            **extra,
-        )
-    return TrainConfig(**vars(parser.parse_args(argv)))
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
