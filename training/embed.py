@@ -16,6 +16,7 @@ import io
 import json
 import os
 import posixpath
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -297,7 +298,12 @@ def embed_split(
 ) -> tuple[pa.Table, np.ndarray]:
     """Embed every unique crop of the shards once: (CROPS table, (N, D) float32)."""
     rows, parts, pending = [], [], []
-    bar = tqdm(desc="embed", unit="crop", disable=not progress)
+    bar = tqdm(
+        desc="embed",
+        unit="crop",
+        disable=not progress,
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,
+    )
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for row, jpeg in iter_crops(urls):
             rows.append(row)

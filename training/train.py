@@ -376,7 +376,14 @@ def train(config: TrainConfig) -> dict[str, Tensor]:
     log_bounds = (math.log(loss_fn.min_temperature), math.log(loss_fn.max_temperature))
 
     metrics = open(output / "metrics.jsonl", "a") if rank == 0 else None  # noqa: SIM115
-    progress = tqdm(total=config.max_steps, initial=step, disable=rank != 0, desc="train")
+    # Redrawn in place on a terminal; in a log file one line every 30 s is enough.
+    progress = tqdm(
+        total=config.max_steps,
+        initial=step,
+        disable=rank != 0,
+        desc="train",
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,
+    )
     started = time.perf_counter()
     try:
         while step < config.max_steps:
