@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 
+import pyarrow as pa
+
 from hierdata.errors import RejectBoundExceeded
 from hierdata.io import filesystem
 
@@ -59,6 +61,16 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
+
+
+def count_per_split(table: pa.Table, distinct: str | None = None) -> dict[str, int]:
+    """Rows per split ({"train": 812, ...}), or distinct values of `distinct` per split."""
+    if table.num_rows == 0:
+        return {}
+    aggregate = ([], "count_all") if distinct is None else (distinct, "count_distinct")
+    grouped = table.group_by("split").aggregate([aggregate])
+    counts = grouped["count_all" if distinct is None else f"{distinct}_count_distinct"]
+    return dict(zip(grouped["split"].to_pylist(), counts.to_pylist(), strict=True))
 
 
 def merge_counts(left: Mapping, right: Mapping) -> dict:

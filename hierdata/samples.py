@@ -8,7 +8,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from hierdata.crops import CropRequest
 from hierdata.shards import encode_sample
@@ -162,11 +161,3 @@ def finish_sample(
 def image_url(template: str, input_root: str, split: str, image_id: str) -> str:
     """The source image's URL from the --images template ({input}, {split}, {image_id})."""
     return template.format(input=input_root.rstrip("/"), split=split, image_id=image_id)
-
-
-def count_by_split(table: pa.Table) -> dict[str, int]:
-    """Rows per split, e.g. {"train": 812, "validation": 97}."""
-    if table.num_rows == 0:
-        return {}
-    values = pc.value_counts(table.column("split")).to_pylist()
-    return {item["values"]: item["counts"] for item in values}

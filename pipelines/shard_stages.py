@@ -8,7 +8,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from hierdata import cross_image, io, samples, shards, stats, trees
+from hierdata import cross_image, io, runinfo, samples, shards, stats, trees
 from hierdata.crops import ImageError, render_crops
 from hierdata.errors import InputError
 from schemas import PAIRS, OutputLayout
@@ -98,15 +98,11 @@ class FinishBucket(beam.DoFn):
         yield beam.pvalue.TaggedOutput(
             COUNTS,
             {
-                "accepted_pairs": _per_split(box_box),
-                "cross_image_pairs": _per_split(cross),
+                "accepted_pairs": runinfo.count_per_split(box_box),
+                "cross_image_pairs": runinfo.count_per_split(cross),
                 "samples_planned": planned,
             },
         )
-
-
-def _per_split(table: pa.Table) -> dict[str, int]:
-    return samples.count_by_split(table)
 
 
 class DecodeAndCrop(beam.DoFn):

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from hierdata import io, mining, readers, stats
+from hierdata import io, mining, readers, runinfo, stats
 from schemas import ROWS, TABLE_SCHEMAS, OutputLayout
 
 NAMESPACE = "hierdata"
@@ -186,32 +186,14 @@ class SumParentStats(beam.CombineFn):
         return accumulator
 
 
-def _per_split(table: pa.Table, column: str | None = None) -> dict[str, int]:
-    if table.num_rows == 0:
-        return {}
-    if column is None:
-        grouped = table.group_by("split").aggregate([([], "count_all")])
-        return dict(
-            zip(grouped["split"].to_pylist(), grouped["count_all"].to_pylist(), strict=True)
-        )
-    grouped = table.group_by("split").aggregate([(column, "count_distinct")])
-    return dict(
-        zip(
-            grouped["split"].to_pylist(),
-            grouped[f"{column}_count_distinct"].to_pylist(),
-            strict=True,
-        )
-    )
-
-
 def _bucket_counts(boxes: pa.Table, image_box: pa.Table, candidates: pa.Table) -> dict:
     kept = boxes.filter(boxes.column("kept"))
     return {
-        "boxes": _per_split(boxes),
-        "kept_boxes": _per_split(kept),
-        "images": _per_split(boxes, "image_id"),
-        "image_box_pairs": _per_split(image_box),
-        "candidate_pairs": _per_split(candidates),
+        "boxes": runinfo.count_per_split(boxes),
+        "kept_boxes": runinfo.count_per_split(kept),
+        "images": runinfo.count_per_split(boxes, "image_id"),
+        "image_box_pairs": runinfo.count_per_split(image_box),
+        "candidate_pairs": runinfo.count_per_split(candidates),
     }
 
 

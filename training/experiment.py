@@ -13,7 +13,6 @@ steps on synthetic shapes, not a reproduction of the paper. --steps 100 gives a 
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from hierdata.errors import InputError
 from hierdata.io import write_bytes, write_json
 from training import eval_report, train
+from training.cli import option, parse_dataclass
 from training.evaluate import EvalConfig, evaluate
 from training.metrics import CHILD_TO_PARENT, PARENT_TO_CHILD
 
@@ -34,16 +34,18 @@ _ARROWS = {PARENT_TO_CHILD: "p→c", CHILD_TO_PARENT: "c→p"}
 
 @dataclass
 class ExperimentConfig:
-    output: str = "demo_out"  # the pipeline demo's output root
-    steps: int = 1000  # optimizer steps per geometry (the same budget); ~65 s each on 2 CPU cores
-    encoder: str = "tiny-vit"
-    batch_pairs: int = 64
-    lr: float = 1e-3
-    warmup_steps: int = 10
-    num_workers: int = 1
-    seed: int = 0
-    max_queries: int = 1000
-    device: str = "cpu"
+    output: str = option("demo_out", "the pipeline demo's output root")
+    steps: int = option(
+        1000, "optimizer steps per geometry (the same budget); ~65 s each on 2 cores"
+    )
+    encoder: str = option("tiny-vit", "encoder trained and evaluated for every geometry")
+    batch_pairs: int = option(64, "entailment pairs per batch")
+    lr: float = option(1e-3, "peak learning rate")
+    warmup_steps: int = option(10, "linear warmup steps")
+    num_workers: int = option(1, "DataLoader workers")
+    seed: int = option(0, "model init, data order and query subsets")
+    max_queries: int = option(1000, "queries per direction in evaluation")
+    device: str = option("cpu", "auto, cuda or cpu")
 
 
 def shard_spec(folder: Path) -> str:
@@ -278,16 +280,7 @@ def run(config: ExperimentConfig) -> dict:
 
 
 def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.experiment",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    for name, default in asdict(ExperimentConfig()).items():
-        parser.add_argument(
-            f"--{name}", type=type(default), default=default, help=f"(default: {default})"
-        )
-    return ExperimentConfig(**vars(parser.parse_args(argv)))
+    return parse_dataclass(ExperimentConfig, argv, "python -m training.experiment", __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
