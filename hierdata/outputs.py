@@ -1,16 +1,20 @@
-"""Readers for a run's outputs: the Parquet tables under OUTPUT/tables and run.json.
+"""Readers for a run's outputs: the Parquet tables, run.json and the shard index.
 
-Every consumer (tests, trees, audit, training) reads tables through here, typed by schemas/.
+Every consumer (tests, trees, audit, training, evaluation) reads through here, with the names
+and layout of schemas/.
 """
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hierdata.errors import InputError
-from hierdata.io import filesystem
+from hierdata.io import exists, filesystem, read_bytes
 from schemas import TABLE_SCHEMAS, OutputLayout
+from schemas.layout import shard_marker_url, sizes_json_url
 
 
 def table_files(root: str, table: str) -> list[str]:
@@ -42,3 +46,67 @@ def read_run_record(root: str) -> dict:
         raise InputError(f"no run.json under {root}: not a pipeline output, or the run failed")
     with fs.open(path, "rb") as handle:
         return json.load(handle)
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """One shard as its folder's sizes.json lists it."""
+
+    url: str  # the tar
+    name: str  # the tar's file name, the key in sizes.json
+    samples: int
+    marker_url: str  # its completion marker ({name}.json), written last
+
+
+def read_sizes(shard_folder: str) -> dict[str, int]:
+    """A shard folder's sizes.json, {tar file name: samples}, sorted by name.
+
+    Raises InputError when it is missing or not a JSON object of counts.
+    """
+    url = sizes_json_url(shard_folder)
+    if not exists(url):
+        raise InputError(f"{url} not found: no shards were written to {shard_folder}")
+    try:
+        sizes = json.loads(read_bytes(url))
+        return {str(name): int(count) for name, count in sorted(sizes.items())}
+    except (ValueError, TypeError, AttributeError) as err:
+        raise InputError(f"{url} is not a sizes.json of shard counts: {err}") from err
+
+
+def read_shard_index(shard_folder: str) -> list[ShardEntry]:
+    """Every shard of a folder (one split), in name order, from its sizes.json."""
+    folder = shard_folder.rstrip("/")
+    return [
+        ShardEntry(f"{folder}/{name}", name, count, shard_marker_url(f"{folder}/{name}"))
+        for name, count in read_sizes(folder).items()
+    ]
+
+
+def shard_entries(urls: Sequence[str]) -> list[ShardEntry]:
+    """The index entries of given shard URLs, each from the sizes.json of its own folder.
+
+    Raises InputError when a URL is not listed there.
+    """
+    by_folder: dict[str, dict[str, ShardEntry]] = {}
+    entries = []
+    for url in urls:
+        folder, _, name = url.rpartition("/")
+        if folder not in by_folder:
+            by_folder[folder] = {e.name: e for e in read_shard_index(folder)}
+        if name not in by_folder[folder]:
+            raise InputError(f"shard {url} is not listed in {sizes_json_url(folder)}")
+        entry = by_folder[folder][name]
+        entries.append(ShardEntry(url, name, entry.samples, entry.marker_url))
+    return entries
+
+
+def read_shard_marker(tar_url: str) -> dict | None:
+    """The completion marker of a shard tar, or None when it is absent or not valid JSON."""
+    url = shard_marker_url(tar_url)
+    if not exists(url):
+        return None
+    try:
+        marker = json.loads(read_bytes(url))
+    except ValueError:  # a marker from some other writer: treat the shard as incomplete
+        return None
+    return marker if isinstance(marker, dict) else None

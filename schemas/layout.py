@@ -6,6 +6,12 @@ Paths are plain strings joined with "/", so they work for local paths and any fs
 from dataclasses import dataclass
 
 PARQUET_SUFFIX = ".parquet"
+SHARD_SUFFIX = ".tar"
+MARKER_SUFFIX = ".json"  # a shard's completion marker: the tar's name with this suffix
+SIZES_JSON = "sizes.json"
+RUN_JSON = "run.json"
+LABEL_TREE_JSON = "label_tree.json"
+LABEL_TREE_PARQUET = "label_tree.parquet"
 TABLES = ("boxes", "rejects", "pairs", "candidates", "label_pairs", "image_trees", "cross_pairs")
 
 
@@ -33,7 +39,7 @@ class OutputLayout:
 
     @property
     def run_json(self) -> str:
-        return self._join("run.json")
+        return self._join(RUN_JSON)
 
     @property
     def trees_dir(self) -> str:
@@ -42,11 +48,11 @@ class OutputLayout:
     @property
     def label_tree_json(self) -> str:
         """networkx node-link JSON with display names, depths, frequencies, proportions."""
-        return self._join("trees", "label_tree.json")
+        return label_tree_json(self.trees_dir)
 
     @property
     def label_tree_parquet(self) -> str:
-        return self._join("trees", "label_tree.parquet")
+        return self._join("trees", LABEL_TREE_PARQUET)
 
     def shards_dir(self, split: str) -> str:
         return self._join("shards", split)
@@ -55,15 +61,19 @@ class OutputLayout:
         """{split}-{NNNNNN}: the tar is NAME.tar, its completion marker NAME.json."""
         return f"{split}-{shard:06d}"
 
+    def shard_tar_name(self, split: str, shard: int) -> str:
+        """The tar's file name inside its split folder, as sizes.json lists it."""
+        return self.shard_name(split, shard) + SHARD_SUFFIX
+
     def shard_tar(self, split: str, shard: int) -> str:
-        return self._join("shards", split, self.shard_name(split, shard) + ".tar")
+        return self._join("shards", split, self.shard_tar_name(split, shard))
 
     def shard_marker(self, split: str, shard: int) -> str:
-        return self._join("shards", split, self.shard_name(split, shard) + ".json")
+        return shard_marker_url(self.shard_tar(split, shard))
 
     def shard_sizes(self, split: str) -> str:
         """sizes.json: {shard tar file name: sample count} for one split."""
-        return self._join("shards", split, "sizes.json")
+        return sizes_json_url(self.shards_dir(split))
 
     @property
     def report_dir(self) -> str:
@@ -73,3 +83,24 @@ class OutputLayout:
     def synthetic_input(self) -> str:
         """Where a run with no --input writes the synthetic demo dataset."""
         return self._join("synthetic_input")
+
+
+def _join_url(folder: str, name: str) -> str:
+    return f"{folder.rstrip('/')}/{name}"
+
+
+def sizes_json_url(shard_folder: str) -> str:
+    """The sizes.json of a folder of shards (local path or fsspec URL)."""
+    return _join_url(shard_folder, SIZES_JSON)
+
+
+def shard_marker_url(tar_url: str) -> str:
+    """The completion marker of a shard tar: NAME.tar -> NAME.json, beside it."""
+    if not tar_url.endswith(SHARD_SUFFIX):
+        raise ValueError(f"not a shard tar (no {SHARD_SUFFIX} suffix): {tar_url}")
+    return tar_url[: -len(SHARD_SUFFIX)] + MARKER_SUFFIX
+
+
+def label_tree_json(trees: str) -> str:
+    """The label tree JSON of a trees folder; a path that already names a .json file is kept."""
+    return trees if trees.endswith(".json") else _join_url(trees, LABEL_TREE_JSON)
