@@ -5,6 +5,7 @@ Counts are additive (partial tables from many batches sum to the whole), so Beam
 
 from collections.abc import Collection, Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -12,6 +13,33 @@ from schemas import LABEL_COUNTS, LABEL_PAIRS, PAIR_COUNTS
 
 _KEY_SEPARATOR = "\x1f"  # ASCII unit separator: never part of a label id
 _LABEL_PAIR = ["parent_label", "child_label"]
+
+
+def passes_thresholds(
+    frequency: np.ndarray | pa.Array | pa.ChunkedArray,
+    proportion: np.ndarray | pa.Array | pa.ChunkedArray,
+    min_pair_frequency: float,
+    min_pair_proportion: float,
+) -> np.ndarray:
+    """The DESIGN threshold rule: ``frequency >= min_pair_frequency`` and ``proportion >=
+    min_pair_proportion`` (both inclusive), elementwise; (N,) bool."""
+    return (np.asarray(frequency) >= min_pair_frequency) & (
+        np.asarray(proportion) >= min_pair_proportion
+    )
+
+
+def is_accepted(
+    frequency: np.ndarray | pa.Array | pa.ChunkedArray,
+    proportion: np.ndarray | pa.Array | pa.ChunkedArray,
+    isa: np.ndarray | pa.Array | pa.ChunkedArray,
+    min_pair_frequency: float,
+    min_pair_proportion: float,
+) -> np.ndarray:
+    """The acceptance rule of a label pair: it passes both thresholds and is not an is-a pair
+    (one label a Subcategory of the other); (N,) bool. The one place the rule is written:
+    statistics, the run record and the audit's threshold grid all call it."""
+    thresholds = passes_thresholds(frequency, proportion, min_pair_frequency, min_pair_proportion)
+    return thresholds & ~np.asarray(isa, dtype=bool)
 
 
 def _pair_keys(parent: pa.ChunkedArray | pa.Array, child: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -118,12 +146,9 @@ def label_pair_stats(
         pc.is_in(_pair_keys(parent, child), value_set=related),
         pc.is_in(_pair_keys(child, parent), value_set=related),
     )
-    accepted = pc.and_(
-        pc.and_(
-            pc.greater_equal(frequency, min_pair_frequency),
-            pc.greater_equal(proportion, min_pair_proportion),
-        ),
-        pc.invert(isa),
+    accepted = pa.array(
+        is_accepted(frequency, proportion, isa, min_pair_frequency, min_pair_proportion),
+        pa.bool_(),
     )
     columns = [
         parent,
