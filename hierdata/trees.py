@@ -60,6 +60,25 @@ def _break_cycles(graph: nx.DiGraph) -> nx.DiGraph:
     return dag
 
 
+def label_graph(label_pairs: pa.Table) -> nx.DiGraph:
+    """DESIGN "Label graph": the accepted pairs as a parent -> child DAG.
+
+    Of two mutually accepted pairs P -> C and C -> P only the stronger stays; every remaining
+    cycle then loses its weakest edge (_break_cycles). "Stronger" means higher proportion,
+    then higher frequency, then the (parent, child) pair of label ids that sorts first.
+
+    Args:
+        label_pairs: schemas.LABEL_PAIRS; only rows with accepted == True make edges.
+    Returns:
+        An acyclic DiGraph whose nodes are the labels of the accepted pairs and whose edges
+        (parent -> child) carry frequency and proportion. Raises ValueError when an accepted
+        pair appears twice.
+    """
+    graph = _accepted_graph(label_pairs)
+    _drop_weaker_of_mutual_pairs(graph)
+    return _break_cycles(graph)
+
+
 def _most_granular_parent(dag: nx.DiGraph, label: str) -> str:
     """The parent kept for a label with several: the most granular one.
 
@@ -91,11 +110,9 @@ def label_tree(
 ) -> nx.DiGraph:
     """The label tree of DESIGN "Label tree", rooted at the virtual label ROOT ("scene").
 
-    From the accepted pairs (parent -> child): of P -> C and C -> P the stronger is kept; each
-    remaining cycle loses its weakest edge (_break_cycles); a label with several parents keeps
-    the most granular (_most_granular_parent); labels left without a parent hang from ROOT.
-    "Stronger" means higher proportion, then higher frequency, then the (parent, child) pair of
-    label ids that sorts first.
+    From the label graph of the accepted pairs (label_graph: mutual pairs keep the stronger,
+    cycles lose their weakest edge), a label with several parents keeps the most granular
+    (_most_granular_parent); labels left without a parent hang from ROOT.
 
     Args:
         label_pairs: schemas.LABEL_PAIRS; only rows with accepted == True make edges.
@@ -110,9 +127,7 @@ def label_tree(
         else 0; 0 for ROOT). Edge attrs: frequency and proportion of the kept label pair,
         None on the edges from ROOT.
     """
-    graph = _accepted_graph(label_pairs)
-    _drop_weaker_of_mutual_pairs(graph)
-    dag = _break_cycles(graph)
+    dag = label_graph(label_pairs)
     counts = _label_counts(label_counts)
     labels = sorted(set(dag.nodes) | set(counts))
     if ROOT in labels:

@@ -16,6 +16,7 @@ from hierdata.trees import (
     down,
     down_sets,
     image_trees,
+    label_graph,
     label_tree,
     label_tree_table,
     tree_from_node_link,
@@ -47,6 +48,43 @@ def label_pairs(*rows: tuple[str, str, int, float] | tuple[str, str, int, float,
 def parents(tree: nx.DiGraph) -> dict[str, str]:
     """label -> its parent, for every node but the root."""
     return {child: parent for parent, child in tree.edges}
+
+
+def edges(graph: nx.DiGraph) -> dict[tuple[str, str], tuple[int, float]]:
+    """(parent, child) -> (frequency, proportion) of every edge."""
+    return {(p, c): (a["frequency"], a["proportion"]) for p, c, a in graph.edges(data=True)}
+
+
+def test_label_graph_keeps_the_mutual_pair_with_higher_proportion() -> None:
+    graph = label_graph(label_pairs(("a", "b", 90, 0.3), ("b", "a", 60, 0.5), ("a", "c", 70, 0.2)))
+    # b -> a wins on proportion although a -> b has the higher frequency; a -> c is untouched.
+    assert edges(graph) == {("b", "a"): (60, 0.5), ("a", "c"): (70, 0.2)}
+    assert sorted(graph.nodes) == ["a", "b", "c"]
+
+
+def test_label_graph_breaks_a_three_cycle_at_its_weakest_edge() -> None:
+    rows = [("a", "b", 100, 0.6), ("b", "c", 100, 0.25), ("c", "a", 100, 0.4)]
+    graph = label_graph(label_pairs(*rows))
+    assert edges(graph) == {("a", "b"): (100, 0.6), ("c", "a"): (100, 0.4)}
+    assert nx.is_directed_acyclic_graph(graph)
+
+
+def test_label_graph_keeps_a_dag_whole_and_drops_not_accepted_rows() -> None:
+    # Several parents stay in the graph (the tree, not the graph, keeps one of them).
+    rows = [
+        ("car", "wheel", 300, 0.9),
+        ("wheel", "hubcap", 200, 0.5),
+        ("car", "hubcap", 250, 0.8),
+        ("hubcap", "car", 5, 0.01, False),  # would close a cycle, but it is not accepted
+    ]
+    graph = label_graph(label_pairs(*rows))
+    assert set(edges(graph)) == {("car", "wheel"), ("wheel", "hubcap"), ("car", "hubcap")}
+    assert label_graph(label_pairs(("a", "b", 1, 0.1, False))).number_of_nodes() == 0
+
+
+def test_label_graph_rejects_a_duplicated_accepted_pair() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        label_graph(label_pairs(("a", "b", 60, 0.3), ("a", "b", 70, 0.4)))
 
 
 def test_two_cycle_keeps_higher_proportion() -> None:

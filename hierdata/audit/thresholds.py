@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 
 from hierdata import trees
+from hierdata.stats import is_accepted
 
 # Grid steps around the chosen thresholds (powers of two): wide enough to show the trend,
 # small enough that the loosest point does not accept every pair (tree rebuilds grow with it).
@@ -34,16 +35,14 @@ def proportion_grid(chosen: float) -> list[float]:
 def tree_edge_count(label_pairs: pl.DataFrame, accepted: np.ndarray) -> int:
     """Label -> label edges of the label tree built from the rows where `accepted` holds.
 
-    The same rule as trees.label_tree (DESIGN "Label tree"): mutual pairs keep the stronger,
-    cycles lose their weakest edge, then every label with a parent left keeps exactly one
-    edge. Which parent it keeps does not change the count, so the costly most-granular-parent
-    search (several path searches per multi-parent label) is skipped: over a whole grid of
-    rebuilds it would dominate the report's time.
+    The same rule as trees.label_tree (DESIGN "Label tree"): in trees.label_graph of those
+    rows (mutual pairs keep the stronger, cycles lose their weakest edge) every label with a
+    parent left keeps exactly one edge. Which parent it keeps does not change the count, so
+    the costly most-granular-parent search (several path searches per multi-parent label) is
+    skipped: over a whole grid of rebuilds it would dominate the report's time.
     """
     rows = label_pairs.filter(pl.Series(accepted)).with_columns(accepted=pl.lit(True))
-    graph = trees._accepted_graph(rows.to_arrow())
-    trees._drop_weaker_of_mutual_pairs(graph)
-    dag = trees._break_cycles(graph)
+    dag = trees.label_graph(rows.to_arrow())
     return sum(1 for label in dag if dag.in_degree(label))
 
 
@@ -65,21 +64,22 @@ def sensitivity(
     Returns:
         {"frequency": [...], "proportion": [...], "chosen": {"frequency", "proportion"},
          "label_pairs", "tree_edges", "training_pairs": [[n per frequency] per proportion]}.
-        A pair survives when frequency >= f, proportion >= p and it is not an is-a pair;
-        tree_edges is null where more than MAX_TREE_PAIRS pairs survive.
+        A pair survives when hierdata.stats.is_accepted holds at (f, p): frequency >= f,
+        proportion >= p and not an is-a pair; tree_edges is null where more than
+        MAX_TREE_PAIRS pairs survive.
     """
     frequencies = frequency_grid(min_frequency)
     proportions = proportion_grid(min_proportion)
     joined = label_pairs.join(candidate_counts, on=["parent_label", "child_label"], how="left")
     frequency = joined["frequency"].to_numpy()
     proportion = joined["proportion"].to_numpy()
-    eligible = ~joined["isa"].to_numpy()
+    isa = joined["isa"].to_numpy()
     candidates = joined["candidates"].fill_null(0).to_numpy().astype(np.int64)
     surviving = {"label_pairs": [], "tree_edges": [], "training_pairs": []}
     for p in proportions:
         rows = {name: [] for name in surviving}
         for f in frequencies:
-            accepted = eligible & (frequency >= f) & (proportion >= p)
+            accepted = is_accepted(frequency, proportion, isa, f, p)
             n_accepted = int(accepted.sum())
             rows["label_pairs"].append(n_accepted)
             rows["training_pairs"].append(image_box_pairs + int(candidates[accepted].sum()))
