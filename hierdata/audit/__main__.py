@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 
 from hierdata.audit.report import build_report
-from hierdata.errors import InputError
-from schemas import OutputLayout
+from hierdata.errors import run_command
+from schemas.report_layout import ReportLayout
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,15 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    started = time.perf_counter()
-    try:
+
+    def body() -> None:
+        started = time.perf_counter()
         build_report(args.output, args.compare)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    report = OutputLayout(args.output).report_dir
-    print(f"wrote {report}/index.html in {time.perf_counter() - started:.1f} s")
-    return 0
+        index_html = ReportLayout.of_output(args.output).index_html
+        print(f"wrote {index_html} in {time.perf_counter() - started:.1f} s")
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import polars as pl
 
-from hierdata import io, shards
+from hierdata import io, outputs, shards
 from hierdata.audit.sources import Run
 from hierdata.errors import InputError
+from schemas.report_layout import gallery_name
 from schemas.sample import box_key
 
 TOP_PAIRS = 8
@@ -25,8 +26,8 @@ def shard_sizes(run: Run) -> dict[str, dict[str, int]]:
     found = {}
     for split in run.options.get("splits", []):
         try:
-            found[split] = shards.read_sizes(run.layout, split)
-        except (InputError, OSError, ValueError):
+            found[split] = outputs.read_sizes(run.layout.shards_dir(split))
+        except (InputError, OSError):
             continue  # a --skip_images run, or a split whose shards were not written
     return found
 
@@ -64,6 +65,11 @@ def _examples(run: Run, top: pl.DataFrame, n_shards: dict[str, int]) -> pl.DataF
     return pl.concat(parts)
 
 
+def _member(image_id: str, box_id: int) -> str:
+    """The tar member of a box crop in its image's sample: {image_id}.bNNN.jpg."""
+    return f"{image_id}.{box_key(box_id)}.jpg"
+
+
 def _choose_shards(rows: pl.DataFrame) -> list[tuple[str, int]]:
     """The MAX_SHARDS (split, shard) that cover the most label pairs, then the most rows."""
     ranked = (
@@ -92,6 +98,79 @@ def _read_members(url: str, wanted: set[str]) -> dict[str, bytes]:
     return found
 
 
+def _top_pairs(label_pairs: pl.DataFrame) -> pl.DataFrame:
+    """The TOP_PAIRS most frequent accepted label pairs (ties by label ids)."""
+    return (
+        label_pairs.filter(pl.col("accepted"))
+        .sort(["frequency", "parent_label", "child_label"], descending=[True, False, False])
+        .head(TOP_PAIRS)
+    )
+
+
+def _pick(rows: pl.DataFrame, chosen: list[tuple[str, int]]) -> pl.DataFrame:
+    """Up to EXAMPLES_PER_PAIR rows per label pair from the chosen shards, one per image."""
+    picked = rows.join(
+        pl.DataFrame(chosen, schema={"split": pl.String, "shard": pl.Int64}, orient="row"),
+        on=["split", "shard"],
+    )
+    return (
+        picked.unique(
+            ["parent_label", "child_label", "split", "image_id"], keep="first", maintain_order=True
+        )
+        .group_by("parent_label", "child_label", maintain_order=True)
+        .head(EXAMPLES_PER_PAIR)
+    )
+
+
+def _read_crops(
+    run: Run, picked: pl.DataFrame, chosen: list[tuple[str, int]]
+) -> tuple[list[str], dict[str, bytes]]:
+    """(tar URLs read, {tar member: JPEG}) for the parent and child crops of the picked rows."""
+    members: dict[str, bytes] = {}
+    urls = []
+    for split, shard in chosen:
+        subset = picked.filter((pl.col("split") == split) & (pl.col("shard") == shard))
+        wanted = {
+            _member(image_id, box)
+            for image_id, parent, child in subset.select(
+                "image_id", "parent_box", "child_box"
+            ).iter_rows()
+            for box in (parent, child)
+        }
+        if wanted:
+            url = run.layout.shard_tar(split, shard)
+            urls.append(url)
+            members.update(_read_members(url, wanted))
+    return urls, members
+
+
+def _examples_of_pair(
+    mine: pl.DataFrame, members: dict[str, bytes], write: Callable[[str, bytes], None]
+) -> list[dict]:
+    """Write the crops of one label pair's picked rows; the gallery entries of those written."""
+    examples = []
+    for row in mine.iter_rows(named=True):
+        names = [_member(row["image_id"], row[k]) for k in ("parent_box", "child_box")]
+        if not all(name in members for name in names):
+            continue  # the image failed to decode: it is in the image rejects
+        sources = []
+        for name in names:
+            relative = gallery_name(row["split"], name)
+            write(relative, members[name])
+            sources.append(relative)
+        examples.append(
+            {
+                "split": row["split"],
+                "image_id": row["image_id"],
+                "parent_box": row["parent_box"],
+                "child_box": row["child_box"],
+                "parent_src": sources[0],
+                "child_src": sources[1],
+            }
+        )
+    return examples
+
+
 def build(
     run: Run,
     label_pairs: pl.DataFrame,
@@ -117,69 +196,19 @@ def build(
             "pairs": [],
             "note": "no shards in this output (a --skip_images run): no crops to show",
         }
-    top = (
-        label_pairs.filter(pl.col("accepted"))
-        .sort(["frequency", "parent_label", "child_label"], descending=[True, False, False])
-        .head(TOP_PAIRS)
-    )
+    top = _top_pairs(label_pairs)
     if top.height == 0:
         return {"shards_read": [], "pairs": [], "note": "no accepted label pairs: no crops"}
     rows = _examples(run, top, n_shards)
     chosen = _choose_shards(rows) if rows.height else []
-    picked = rows.join(
-        pl.DataFrame(chosen, schema={"split": pl.String, "shard": pl.Int64}, orient="row"),
-        on=["split", "shard"],
-    )
-    picked = (
-        picked.unique(
-            ["parent_label", "child_label", "split", "image_id"], keep="first", maintain_order=True
-        )
-        .group_by("parent_label", "child_label", maintain_order=True)
-        .head(EXAMPLES_PER_PAIR)
-    )
-    members: dict[str, bytes] = {}
-    urls = []
-    for split, shard in chosen:
-        subset = picked.filter((pl.col("split") == split) & (pl.col("shard") == shard))
-        wanted = {
-            f"{image_id}.{box_key(box)}.jpg"
-            for image_id, parent, child in subset.select(
-                "image_id", "parent_box", "child_box"
-            ).iter_rows()
-            for box in (parent, child)
-        }
-        if wanted:
-            url = run.layout.shard_tar(split, shard)
-            urls.append(url)
-            members.update(_read_members(url, wanted))
+    picked = _pick(rows, chosen)
+    urls, members = _read_crops(run, picked, chosen)
     gallery = []
     for pair in top.iter_rows(named=True):
-        examples = []
         mine = picked.filter(
             (pl.col("parent_label") == pair["parent_label"])
             & (pl.col("child_label") == pair["child_label"])
         )
-        for row in mine.iter_rows(named=True):
-            names = [
-                f"{row['image_id']}.{box_key(row[k])}.jpg" for k in ("parent_box", "child_box")
-            ]
-            if not all(name in members for name in names):
-                continue  # the image failed to decode: it is in the image rejects
-            sources = []
-            for name in names:
-                relative = f"gallery/{row['split']}-{name}"
-                write(relative, members[name])
-                sources.append(relative)
-            examples.append(
-                {
-                    "split": row["split"],
-                    "image_id": row["image_id"],
-                    "parent_box": row["parent_box"],
-                    "child_box": row["child_box"],
-                    "parent_src": sources[0],
-                    "child_src": sources[1],
-                }
-            )
         gallery.append(
             {
                 "parent_label": pair["parent_label"],
@@ -187,7 +216,7 @@ def build(
                 "parent_name": run.name(pair["parent_label"]),
                 "child_name": run.name(pair["child_label"]),
                 "frequency": pair["frequency"],
-                "examples": examples,
+                "examples": _examples_of_pair(mine, members, write),
             }
         )
     return {"shards_read": urls, "pairs": gallery, "note": None}

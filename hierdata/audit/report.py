@@ -1,12 +1,14 @@
 """Builds OUTPUT/report/: index.html, the PNG plots, gallery crops, label_pairs.csv, stats.json.
 
-Every file goes through hierdata.io, so the same code writes a local folder or gs://.
+Every file goes through hierdata.io, so the same code writes a local folder or gs://; the names
+are schemas.report_layout's.
 """
 
 import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -14,6 +16,7 @@ from hierdata import io, isa, runinfo
 from hierdata.audit import (
     compare,
     galleries,
+    hierarchy_sections,
     page,
     plots,
     sections,
@@ -21,6 +24,14 @@ from hierdata.audit import (
     stats,
     thresholds,
     tree_stats,
+)
+from schemas.layout import RUN_JSON
+from schemas.report_layout import (
+    INDEX_HTML,
+    LABEL_PAIRS_CSV,
+    STATS_JSON,
+    ReportLayout,
+    plot_name,
 )
 
 LOG = logging.getLogger("hierdata.audit")
@@ -57,16 +68,13 @@ def _official(
     hierarchy file named in the options; None when the input has no hierarchy."""
     agreement = run.record.get("official_hierarchy")
     if isinstance(agreement, dict):
-        agreement = dict(agreement, source="run.json")
+        agreement = dict(agreement, source=RUN_JSON)
     elif run.hierarchy is not None:
         accepted = set(
             label_pairs.filter(pl.col("accepted")).select("parent_label", "child_label").iter_rows()
         )
-        blocked = label_pairs.filter(
-            pl.col("isa")
-            & (pl.col("frequency") >= min_frequency)
-            & (pl.col("proportion") >= min_proportion)
-        )
+        passing = stats.thresholds_passed(label_pairs, min_frequency, min_proportion)
+        blocked = label_pairs.filter(pl.col("isa") & pl.Series(passing))
         agreement = isa.official_part_agreement(
             accepted, run.hierarchy, set(blocked.select("parent_label", "child_label").iter_rows())
         )
@@ -108,16 +116,136 @@ def _page(stats_json: dict, label_pairs: pl.DataFrame, tree_markup: str) -> str:
         ("counts", "Counts per stage and split", sections.counts(stats_json)),
         ("rejects", "Rejected rows", sections.rejects(stats_json)),
         ("images", "Missing or corrupt images", sections.missing_images(stats_json)),
-        ("label-pairs", "Label pairs", sections.label_pairs(stats_json, label_pairs)),
-        ("thresholds", "Threshold sensitivity", sections.thresholds(stats_json)),
-        ("tree", "Label tree", sections.tree(stats_json, tree_markup)),
+        ("label-pairs", "Label pairs", hierarchy_sections.label_pairs(stats_json, label_pairs)),
+        ("thresholds", "Threshold sensitivity", hierarchy_sections.thresholds(stats_json)),
+        ("tree", "Label tree", hierarchy_sections.tree(stats_json, tree_markup)),
         ("per-image", "Per-image statistics", sections.per_image(stats_json)),
         ("galleries", "Crop galleries", sections.galleries(stats_json)),
-        ("official", "Official hierarchy", sections.official(stats_json)),
+        ("official", "Official hierarchy", hierarchy_sections.official(stats_json)),
     ]
     if stats_json["compare"] is not None:
-        parts.append(("compare", "Compared with another run", sections.compare(stats_json)))
+        parts.append(
+            ("compare", "Compared with another run", hierarchy_sections.compare(stats_json))
+        )
     return page.document("HierOpenImages audit", stats_json["output"], parts)
+
+
+@dataclass
+class _Measured:
+    """Everything the report shows, before it becomes stats.json, plots and HTML."""
+
+    counts: dict
+    rejects: dict
+    label_pairs: pl.DataFrame
+    grid: dict
+    image_summary: dict
+    histograms: dict
+    frequency: dict
+    tree_summary: dict
+    tree_markup: str
+    gallery: dict
+    comparison: dict | None
+
+
+def _measure(
+    run: sources.Run,
+    other: sources.Run | None,
+    thresholds_chosen: tuple[int, float],
+    write: Callable[[str, bytes], None],
+    timer: _Timer,
+) -> _Measured:
+    """Compute every statistic of the run (and the comparison), one timed stage after another;
+    the gallery crops are written on the way."""
+    sizes = galleries.shard_sizes(run)
+    counts = stats.split_counts(run, {split: sum(n.values()) for split, n in sizes.items()})
+    rejects = stats.rejects_summary(run)
+    label_pairs = stats.label_pair_frame(run)
+    timer.lap("counts")
+    candidates = thresholds.candidate_counts(run.scan("candidates")).collect()
+    image_box_pairs = sum(counts["image_box_pairs"].values())
+    grid = thresholds.sensitivity(label_pairs, candidates, image_box_pairs, *thresholds_chosen)
+    timer.lap("thresholds")
+    image_summary, histograms = stats.per_image(run)
+    frequency = stats.class_frequency(run)
+    timer.lap("per_image")
+    tree_summary = tree_stats.summary(run.tree)
+    tree_summary["multi_parent"] = tree_stats.multi_parent(label_pairs, run.tree, run.names)
+    tree_markup = tree_stats.tree_html(run.tree, run.names)
+    timer.lap("tree")
+    gallery = galleries.build(run, label_pairs, sizes, write)
+    timer.lap("galleries")
+    comparison = compare.compare(run, label_pairs, counts, other) if other is not None else None
+    timer.lap("compare")
+    return _Measured(
+        counts=counts,
+        rejects=rejects,
+        label_pairs=label_pairs,
+        grid=grid,
+        image_summary=image_summary,
+        histograms=histograms,
+        frequency=frequency,
+        tree_summary=tree_summary,
+        tree_markup=tree_markup,
+        gallery=gallery,
+        comparison=comparison,
+    )
+
+
+def _write_plots(
+    run: sources.Run, measured: _Measured, write: Callable[[str, bytes], None]
+) -> dict[str, str]:
+    """Draw and write every plot; returns {plot: its report-relative PNG name}."""
+    figures: dict[str, Callable[[], bytes]] = {
+        "thresholds": lambda: plots.sensitivity_heatmaps(measured.grid),
+        "tree_top": lambda: plots.tree_top_levels(tree_stats.top_levels(run.tree)),
+        "tree_distributions": lambda: plots.tree_distributions(measured.tree_summary),
+        "per_image": lambda: plots.per_image_histograms(
+            measured.histograms, measured.image_summary["all"]
+        ),
+        "class_frequency": lambda: plots.class_frequency(measured.frequency["top"]),
+    }
+    plot_paths = {}
+    for name, draw in figures.items():
+        plot_paths[name] = plot_name(name)
+        write(plot_paths[name], draw())
+    return plot_paths
+
+
+def _stats_json(
+    root: str,
+    run: sources.Run,
+    measured: _Measured,
+    thresholds_chosen: tuple[int, float],
+    plot_paths: dict[str, str],
+) -> dict:
+    """stats.json's content (timings are added once the page is written)."""
+    return {
+        "output": root,
+        "generated_at": runinfo.now(),
+        "run": _run_summary(run.record),
+        "counts": measured.counts,
+        "run_json_mismatches": stats.record_mismatches(
+            measured.counts, run.record.get("counts", {})
+        ),
+        "rejects": measured.rejects,
+        "label_pairs": stats.label_pair_totals(measured.label_pairs, *thresholds_chosen),
+        "thresholds": measured.grid,
+        "tree": measured.tree_summary,
+        "per_image": {
+            "by_split": measured.image_summary,
+            "histograms": measured.histograms,
+            "definition": HIERARCHY_CLASSES,
+            "paper": {
+                "classes_per_image": sections.PAPER_CLASSES_PER_IMAGE,
+                "hierarchy_classes_per_image": sections.PAPER_HIERARCHY_CLASSES_PER_IMAGE,
+            },
+        },
+        "class_frequency": measured.frequency,
+        "gallery": measured.gallery,
+        "official_hierarchy": _official(run, measured.label_pairs, *thresholds_chosen),
+        "compare": measured.comparison,
+        "plots": plot_paths,
+    }
 
 
 def build_report(root: str, compare_root: str | None = None) -> dict:
@@ -132,86 +260,28 @@ def build_report(root: str, compare_root: str | None = None) -> dict:
     timer = _Timer()
     run = sources.open_run(root)
     other = sources.open_run(compare_root) if compare_root else None
-    report_dir = run.layout.report_dir
-    io.remove_tree(report_dir)  # a rerun must not keep the previous run's gallery crops
+    report = ReportLayout(run.layout.report_dir)
+    io.remove_tree(report.root)  # a rerun must not keep the previous run's gallery crops
 
-    def write(relative: str, data: bytes) -> None:
-        io.write_bytes(io.join(report_dir, relative), data)
+    def write(name: str, data: bytes) -> None:
+        io.write_bytes(report.url(name), data)
 
     options = run.options
-    min_frequency = int(options.get("min_pair_frequency", 50))
-    min_proportion = float(options.get("min_pair_proportion", 0.1))
-    timer.lap("open")
-    sizes = galleries.shard_sizes(run)
-    counts = stats.split_counts(run, {split: sum(n.values()) for split, n in sizes.items()})
-    rejects = stats.rejects_summary(run)
-    label_pairs = stats.label_pair_frame(run)
-    timer.lap("counts")
-    candidates = thresholds.candidate_counts(run.scan("candidates")).collect()
-    grid = thresholds.sensitivity(
-        label_pairs,
-        candidates,
-        sum(counts["image_box_pairs"].values()),
-        min_frequency,
-        min_proportion,
+    chosen = (
+        int(options.get("min_pair_frequency", 50)),
+        float(options.get("min_pair_proportion", 0.1)),
     )
-    timer.lap("thresholds")
-    image_summary, histograms = stats.per_image(run)
-    frequency = stats.class_frequency(run)
-    timer.lap("per_image")
-    tree_summary = tree_stats.summary(run.tree)
-    tree_summary["multi_parent"] = tree_stats.multi_parent(label_pairs, run.tree, run.names)
-    tree_markup = tree_stats.tree_html(run.tree, run.names)
-    timer.lap("tree")
-    gallery = galleries.build(run, label_pairs, sizes, write)
-    timer.lap("galleries")
-    comparison = compare.compare(run, label_pairs, counts, other) if other is not None else None
-    timer.lap("compare")
-
-    figures: dict[str, Callable[[], bytes]] = {
-        "thresholds": lambda: plots.sensitivity_heatmaps(grid),
-        "tree_top": lambda: plots.tree_top_levels(tree_stats.top_levels(run.tree)),
-        "tree_distributions": lambda: plots.tree_distributions(tree_summary),
-        "per_image": lambda: plots.per_image_histograms(histograms, image_summary["all"]),
-        "class_frequency": lambda: plots.class_frequency(frequency["top"]),
-    }
-    plot_paths = {}
-    for name, draw in figures.items():
-        plot_paths[name] = f"plots/{name}.png"
-        write(plot_paths[name], draw())
+    timer.lap("open")
+    measured = _measure(run, other, chosen, write, timer)
+    plot_paths = _write_plots(run, measured, write)
     timer.lap("plots")
-
-    stats_json = {
-        "output": root,
-        "generated_at": runinfo.now(),
-        "run": _run_summary(run.record),
-        "counts": counts,
-        "run_json_mismatches": stats.record_mismatches(counts, run.record.get("counts", {})),
-        "rejects": rejects,
-        "label_pairs": stats.label_pair_totals(label_pairs, min_frequency, min_proportion),
-        "thresholds": grid,
-        "tree": tree_summary,
-        "per_image": {
-            "by_split": image_summary,
-            "histograms": histograms,
-            "definition": HIERARCHY_CLASSES,
-            "paper": {
-                "classes_per_image": sections.PAPER_CLASSES_PER_IMAGE,
-                "hierarchy_classes_per_image": sections.PAPER_HIERARCHY_CLASSES_PER_IMAGE,
-            },
-        },
-        "class_frequency": frequency,
-        "gallery": gallery,
-        "official_hierarchy": _official(run, label_pairs, min_frequency, min_proportion),
-        "compare": comparison,
-        "plots": plot_paths,
-    }
-    write("label_pairs.csv", label_pairs.write_csv().encode())
-    write("index.html", _page(stats_json, label_pairs, tree_markup).encode())
+    stats_json = _stats_json(root, run, measured, chosen, plot_paths)
+    write(LABEL_PAIRS_CSV, measured.label_pairs.write_csv().encode())
+    write(INDEX_HTML, _page(stats_json, measured.label_pairs, measured.tree_markup).encode())
     timer.lap("html")
     stats_json["timings_seconds"] = timer.seconds
     write(
-        "stats.json",
+        STATS_JSON,
         (json.dumps(stats_json, indent=2, sort_keys=True, default=str) + "\n").encode(),
     )
     return stats_json

@@ -4,10 +4,12 @@ split, rejects, label-pair totals, per-image statistics and class frequencies.
 
 from collections.abc import Iterable
 
+import numpy as np
 import polars as pl
 
 from hierdata import trees
 from hierdata.audit.sources import Run
+from hierdata.stats import passes_thresholds
 
 IMAGE_REASON_PREFIX = "image_"  # image rejects (missing, corrupt, ...): "file" is the image URL
 EXAMPLES_PER_REASON = 3
@@ -151,19 +153,30 @@ def label_pair_frame(run: Run) -> pl.DataFrame:
     )
 
 
+def thresholds_passed(
+    label_pairs: pl.DataFrame, min_frequency: float, min_proportion: float
+) -> np.ndarray:
+    """(N,) bool per label_pairs row: both thresholds hold (hierdata.stats.passes_thresholds),
+    whether or not the pair is is-a."""
+    frequency, proportion = label_pairs["frequency"], label_pairs["proportion"]
+    return passes_thresholds(
+        frequency.to_numpy(), proportion.to_numpy(), min_frequency, min_proportion
+    )
+
+
 def label_pair_totals(
-    label_pairs: pl.DataFrame, min_frequency: int, min_proportion: float
+    label_pairs: pl.DataFrame, min_frequency: float, min_proportion: float
 ) -> dict[str, int]:
     """Candidate, accepted and is-a label pairs; isa_blocked passed both thresholds but is-a."""
-    passing = (pl.col("frequency") >= min_frequency) & (pl.col("proportion") >= min_proportion)
-    totals = label_pairs.select(
-        candidate=pl.len(),
-        accepted=pl.col("accepted").sum(),
-        isa=pl.col("isa").sum(),
-        isa_blocked=(passing & pl.col("isa")).sum(),
-        passing_thresholds=passing.sum(),
-    ).row(0, named=True)
-    return {name: int(value or 0) for name, value in totals.items()}
+    passing = thresholds_passed(label_pairs, min_frequency, min_proportion)
+    isa = label_pairs["isa"].to_numpy().astype(bool)
+    return {
+        "candidate": label_pairs.height,
+        "accepted": int(label_pairs["accepted"].sum() or 0),
+        "isa": int(isa.sum()),
+        "isa_blocked": int((passing & isa).sum()),
+        "passing_thresholds": int(passing.sum()),
+    }
 
 
 def _down_frame(tree) -> pl.DataFrame:
