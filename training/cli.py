@@ -1,6 +1,6 @@
 """Command lines from config dataclasses: every field becomes a `--field value` option.
 
-Shared by training.train and training.evaluate, so both parse and document options alike.
+Shared by training.train and training.eval.evaluate, so both parse and document options alike.
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """Image encoders for entailment training: CLIP ViT and ResNet backbones with a 128-d geometry head.
 
 Weights come only from local files: save_pretrained folders, or for the ResNets a checkpoint
-file read and converted by training.checkpoints (never arbitrary pickles).
+file read and converted by training.backbone_weights (never arbitrary pickles).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from transformers import (
     ResNetModel,
 )
 
-from training.checkpoints import convert_torchvision_resnet, load_weights_file
+from training.backbone_weights import convert_torchvision_resnet, load_weights_file
 from training.geometry import exp_map0
 from training.losses import GEOMETRIES
 

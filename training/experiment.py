@@ -4,7 +4,7 @@ geometry, evaluated with its untuned (zero-shot) self on the validation split, i
 Run after the pipeline demo: ``python -m training.experiment --output demo_out [--steps N]``.
 Reads demo_out/shards/{train,validation} and demo_out/trees; writes demo_out/experiment/:
 ``{lorentz,euclidean}/train`` (training.train outputs), ``{lorentz,euclidean,zero_shot}/eval``
-(training.evaluate reports), ``results.md``, ``results.json`` and ``pr_curves.png``. A training
+(evaluation reports), ``results.md``, ``results.json`` and ``pr_curves.png``. A training
 folder whose config matches is reused, so a rerun only re-evaluates (from the embedding cache).
 The defaults fit a 2-core CPU in about 2.5 minutes when it is otherwise idle (~15 steps/s; CPU
 contention slows training several-fold); the numbers compare a random-init tiny ViT after 1000
@@ -22,10 +22,11 @@ from pathlib import Path
 
 from hierdata.errors import InputError
 from hierdata.io import write_bytes, write_json
-from training import eval_report, train
+from training import train
 from training.cli import option, parse_dataclass
-from training.evaluate import EvalConfig, evaluate
-from training.metrics import CHILD_TO_PARENT, PARENT_TO_CHILD
+from training.eval import report as eval_report
+from training.eval.evaluate import EvalConfig, evaluate
+from training.eval.metrics import CHILD_TO_PARENT, PARENT_TO_CHILD
 
 EXIT_USER_ERROR = 2
 GEOMETRIES = ("lorentz", "euclidean")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel
 
-from training.checkpoints import convert_torchvision_resnet, load_weights_file
+from training.backbone_weights import convert_torchvision_resnet, load_weights_file
 from training.encoders import (
     CLIP_MEAN,
     ENCODERS,

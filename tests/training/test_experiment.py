@@ -3,6 +3,7 @@ output (120/20/20 synthetic images, 2 training steps per geometry), and its reru
 """
 
 import json
+import shutil
 
 import pytest
 
@@ -11,12 +12,11 @@ from training.experiment import ExperimentConfig, main, run
 
 
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    from tests.test_data import build_tiny_shards  # runs the Beam pipeline (~10 s)
-
-    root = tmp_path_factory.mktemp("experiment")
-    build_tiny_shards(root)
-    return root / "output"
+def demo_root(tiny_run, tmp_path_factory):
+    """A writable copy of the shared pipeline output (the experiment writes into it)."""
+    root = tmp_path_factory.mktemp("experiment") / "output"
+    shutil.copytree(tiny_run.output, root)
+    return root
 
 
 def _config(root) -> ExperimentConfig:

@@ -15,9 +15,7 @@ import torch
 from PIL import Image
 
 from hierdata.errors import InputError
-from hierdata.synth import write_synthetic_dataset
-from hierdata.synth_images import write_synthetic_images
-from pipelines.build_hier_openimages import main as build_main
+from tests.training.conftest import TRAIN_IMAGES, TRAIN_SHARDS
 from training import data
 from training.data import (
     Augment,
@@ -32,31 +30,15 @@ from training.data import (
     sample_pairs,
 )
 
-TRAIN_IMAGES = 120
-SHARDS = "train-{000000..000002}.tar"
 
-
-def build_tiny_shards(root: Path) -> Path:
-    """Run the pipeline on 120/20/20 synthetic images, 40 samples per shard; returns the
-    train shard folder (3 shards)."""
-    sizes = {"train": TRAIN_IMAGES, "validation": 20, "test": 20}
-    source, output = str(root / "input"), str(root / "output")
-    write_synthetic_dataset(source, sizes, seed=1)
-    write_synthetic_images(source, sizes, seed=1)
-    argv = ["--input", source, "--output", output, "--min_pair_frequency", "5",
-            "--samples_per_shard", "40"]  # fmt: skip
-    assert build_main(argv) == 0
-    return root / "output" / "shards" / "train"
+@pytest.fixture(scope="module")
+def shard_dir(tiny_run) -> Path:
+    return tiny_run.train_dir
 
 
 @pytest.fixture(scope="module")
-def shard_dir(tmp_path_factory) -> Path:
-    return build_tiny_shards(tmp_path_factory.mktemp("tiny_shards"))
-
-
-@pytest.fixture(scope="module")
-def urls(shard_dir) -> list[str]:
-    return expand_shards(str(shard_dir / SHARDS))
+def urls(tiny_run) -> list[str]:
+    return expand_shards(tiny_run.shards)
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +167,7 @@ def test_fsspec_urls_stream_like_local_paths(shard_dir, urls):
     memory = fsspec.filesystem("memory")
     for path in sorted(shard_dir.glob("*.tar")) + [shard_dir / "sizes.json"]:
         memory.pipe_file(f"/shards/{path.name}", path.read_bytes())
-    remote = expand_shards("memory://shards/" + SHARDS)
+    remote = expand_shards("memory://shards/" + TRAIN_SHARDS)
     assert epoch_samples(remote) == TRAIN_IMAGES
     local_batch = next(iter(_stream(urls, shuffle=False)))
     remote_batch = next(iter(_stream(remote, shuffle=False)))

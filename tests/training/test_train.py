@@ -18,14 +18,10 @@ from training import train as train_module
 from training.encoders import load_encoder
 from training.train import TrainConfig, lr_at, main, parse_config, train
 
-SHARDS = "train-{000000..000002}.tar"
-
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> str:
-    from tests.test_data import build_tiny_shards  # imports Beam: keep it out of DDP children
-
-    return str(build_tiny_shards(tmp_path_factory.mktemp("tiny_shards")) / SHARDS)
+def shards(tiny_run) -> str:
+    return tiny_run.shards
 
 
 def _config(shards: str, output: Path, **overrides) -> TrainConfig:

@@ -1,12 +1,11 @@
-"""Tests for training.metrics: hierarchical precision/recall/OT, Top-k accuracy, PR curves."""
+"""Tests for training.eval.metrics: hierarchical precision/recall/OT, Top-k accuracy, PR curves."""
 
 import numpy as np
 import pytest
 import torch
 
-from tests.test_labels import small_tree
-from training.labels import LabelIndex
-from training.metrics import (
+from training.eval.labels import LabelIndex
+from training.eval.metrics import (
     CHILD_TO_PARENT,
     Relevance,
     hierarchical_retrieval,
@@ -39,8 +38,8 @@ def perfect_embedding() -> tuple[torch.Tensor, torch.Tensor]:
     return images, crops
 
 
-def _relevances():
-    index = LabelIndex.from_tree(small_tree())
+def _relevances(small_tree):
+    index = LabelIndex.from_tree(small_tree)
     parents, children = index.multi_hot(IMAGE_LABELS), index.encode(CROP_LABELS)
     return (
         Relevance.parent_to_child(index, parents, children),
@@ -48,11 +47,11 @@ def _relevances():
     )
 
 
-def test_perfect_hierarchical_embedding_gives_precision_one():
+def test_perfect_hierarchical_embedding_gives_precision_one(small_tree):
     """Issue 5 "Tests": with ground truth down(labels(I)), a perfect embedding retrieves only
     correct children (parent -> child) and parents (child -> parent)."""
     images, crops = perfect_embedding()
-    parent_to_child, child_to_parent = _relevances()
+    parent_to_child, child_to_parent = _relevances(small_tree)
     results = hierarchical_retrieval(images, crops, parent_to_child, [3, 4], "angle_p2c", 1.0)
     assert [(r["precision"], r["queries"]) for r in results] == [(1.0, 2), (1.0, 2)]
     # K = 4 retrieves all of person's 4 crops but only 4 of car's 6.
@@ -62,9 +61,9 @@ def test_perfect_hierarchical_embedding_gives_precision_one():
     assert results[0]["ot"] is None
 
 
-def test_ot_of_a_perfect_retrieval_of_all_correct_items_is_zero():
+def test_ot_of_a_perfect_retrieval_of_all_correct_items_is_zero(small_tree):
     images, crops = perfect_embedding()
-    parent_to_child, _ = _relevances()
+    parent_to_child, _ = _relevances(small_tree)
     car, person = parent_to_child.counts()
     assert (car, person) == (6, 4)
     values = hierarchical_retrieval(images[:1], crops, parent_to_child, [6], "angle_p2c", 1.0)
@@ -85,20 +84,20 @@ def test_ot_distance_equals_hand_computed_value_with_others_bin():
     assert label_ot_distances(accepted, gallery_codes, retrieved)[0] == pytest.approx(1.25)
 
 
-def test_ot_of_retrieving_everything_matches_hand_value():
+def test_ot_of_retrieving_everything_matches_hand_value(small_tree):
     """K = all 10 crops. Car image: truth car 2, door 1, wheel 3 (depth-first order), retrieved
     the same plus 4 others: CDFs (1/3, 1/2, 1, 1) vs (.2, .3, .6, 1) give 11/15. Person image:
     (.5, 1, 1) vs (.2, .4, 1) give .9. Mean (11/15 + .9) / 2."""
     images, crops = perfect_embedding()
-    parent_to_child, _ = _relevances()
+    parent_to_child, _ = _relevances(small_tree)
     result = hierarchical_retrieval(images, crops, parent_to_child, [1.0], "angle_p2c", 1.0)[0]
     assert result["count"] == 10
     assert result["ot"] == pytest.approx((11 / 15 + 0.9) / 2)
     assert result["precision"] == pytest.approx((6 / 10 + 4 / 10) / 2)
 
 
-def test_child_to_parent_relevance_reads_ground_truth_backwards():
-    _, child_to_parent = _relevances()
+def test_child_to_parent_relevance_reads_ground_truth_backwards(small_tree):
+    _, child_to_parent = _relevances(small_tree)
     assert child_to_parent.direction == CHILD_TO_PARENT
     # Every crop has exactly one correct image.
     assert child_to_parent.counts().tolist() == [1] * len(CROP_LABELS)
@@ -132,10 +131,10 @@ def test_label_hits_single_and_multi_label_gallery():
     assert label_hits(indices, multi, np.array([1, 0])).tolist() == [[True, False], [False, True]]
 
 
-def test_same_class_accuracy_both_directions_on_perfect_embedding():
+def test_same_class_accuracy_both_directions_on_perfect_embedding(small_tree):
     """Issue 5 "Same-class retrieval": each crop's nearest image (alpha) holds its label."""
     images, crops = perfect_embedding()
-    index = LabelIndex.from_tree(small_tree())
+    index = LabelIndex.from_tree(small_tree)
     parents, children = index.multi_hot(IMAGE_LABELS), index.encode(CROP_LABELS)
     accuracy = same_class_accuracy(crops, images, parents, children, "angle_c2p", 1.0, ks=(1, 2))
     assert accuracy == {1: 1.0, 2: 1.0}
@@ -185,9 +184,9 @@ def test_precision_recall_curve_distance_retrieves_below_threshold():
     assert curve["true_positives"].tolist() == [1, 1, 2]
 
 
-def test_precision_recall_curve_defaults_to_degree_angle_thresholds():
+def test_precision_recall_curve_defaults_to_degree_angle_thresholds(small_tree):
     images, crops = perfect_embedding()
-    parent_to_child, _ = _relevances()
+    parent_to_child, _ = _relevances(small_tree)
     curve = precision_recall_curve(images, crops, parent_to_child, "angle_p2c", 1.0)
     assert len(curve["thresholds"]) == 181
     # Threshold 0 retrieves every pair; recall 1 and precision = 10 correct of 20 pairs.

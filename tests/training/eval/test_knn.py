@@ -1,10 +1,10 @@
-"""Tests for training.knn: cosine top-5 majority vote for zero-shot classification."""
+"""Tests for training.eval.knn: cosine top-5 majority vote for zero-shot classification."""
 
 import numpy as np
 import pytest
 import torch
 
-from training.knn import knn_accuracy, knn_classify, majority_vote
+from training.eval.knn import knn_accuracy, knn_classify, majority_vote
 
 
 def test_majority_vote_breaks_ties_by_nearest_neighbour():

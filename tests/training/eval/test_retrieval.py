@@ -1,12 +1,11 @@
-"""Tests for training.retrieval: chunked top-K scoring against brute force, score directions."""
+"""Tests for training.eval.retrieval: chunked top-K scoring against brute force, directions."""
 
 import math
 
 import pytest
 import torch
 
-from training.geometry import exp_map0, pairwise_lorentz_inner
-from training.retrieval import (
+from training.eval.retrieval import (
     SCORES,
     higher_is_better,
     lorentz_distance,
@@ -14,6 +13,7 @@ from training.retrieval import (
     resolve_k,
     topk_scores,
 )
+from training.geometry import exp_map0, pairwise_lorentz_inner
 
 GEOMETRIES = [1.3, None]  # Lorentz curvature, or None for Euclidean
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from hierdata.io import write_bytes, write_json
 from training.data import read_samples
-from training.metrics import CHILD_TO_PARENT, PARENT_TO_CHILD, TOPK_ACCURACY_KS
+from training.eval.metrics import CHILD_TO_PARENT, PARENT_TO_CHILD, TOPK_ACCURACY_KS
 
 _DPI = 100
 _ARROW = {PARENT_TO_CHILD: "parent → child", CHILD_TO_PARENT: "child → parent"}

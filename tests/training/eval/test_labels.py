@@ -1,36 +1,20 @@
-"""Tests for training.labels: depth-first codes, down(L) as a matrix, depths, tree distances."""
+"""Tests for training.eval.labels: depth-first codes, down(L) matrix, depths, tree distances."""
 
 import networkx as nx
 import numpy as np
 import pytest
 
-from hierdata.trees import ROOT, down
-from training.labels import LabelIndex, depth_first_labels
+from hierdata.trees import down
+from training.eval.labels import LabelIndex, depth_first_labels
 
 
-def small_tree() -> nx.DiGraph:
-    """scene -> {car -> {wheel -> {tyre}, door}, person -> {hand}}."""
-    tree = nx.DiGraph(root=ROOT)
-    tree.add_edges_from(
-        [
-            (ROOT, "person"),
-            (ROOT, "car"),
-            ("car", "wheel"),
-            ("car", "door"),
-            ("wheel", "tyre"),
-            ("person", "hand"),
-        ]
-    )
-    return tree
+def test_depth_first_order_keeps_subtrees_together(small_tree):
+    assert depth_first_labels(small_tree) == ["car", "door", "wheel", "tyre", "person", "hand"]
 
 
-def test_depth_first_order_keeps_subtrees_together():
-    assert depth_first_labels(small_tree()) == ["car", "door", "wheel", "tyre", "person", "hand"]
-
-
-def test_descendants_matrix_is_down():
+def test_descendants_matrix_is_down(small_tree):
     """DESIGN "Ground truth": descendants[i, j] iff labels[j] in down(labels[i])."""
-    tree = small_tree()
+    tree = small_tree
     index = LabelIndex.from_tree(tree)
     for i, label in enumerate(index.labels):
         assert {index.labels[j] for j in np.flatnonzero(index.descendants[i])} == down(tree, label)
@@ -44,15 +28,15 @@ def test_descendants_matrix_is_down():
     }
 
 
-def test_accepted_is_union_of_down_sets():
-    index = LabelIndex.from_tree(small_tree())
+def test_accepted_is_union_of_down_sets(small_tree):
+    index = LabelIndex.from_tree(small_tree)
     accepted = index.accepted(index.multi_hot([["wheel", "hand"], [], ["car"]]))
     named = [{index.labels[j] for j in np.flatnonzero(row)} for row in accepted]
     assert named == [{"wheel", "tyre", "hand"}, set(), {"car", "door", "wheel", "tyre"}]
 
 
-def test_at_depth_maps_to_ancestor_or_keeps_shallow_labels():
-    index = LabelIndex.from_tree(small_tree())
+def test_at_depth_maps_to_ancestor_or_keeps_shallow_labels(small_tree):
+    index = LabelIndex.from_tree(small_tree)
     codes = index.encode(["tyre", "wheel", "door", "car", "hand"])
     assert [index.labels[c] for c in index.at_depth(codes, 1)] == ["car"] * 4 + ["person"]
     assert [index.labels[c] for c in index.at_depth(codes, 2)] == [
@@ -64,8 +48,8 @@ def test_at_depth_maps_to_ancestor_or_keeps_shallow_labels():
     ]
 
 
-def test_tree_distance_counts_edges_through_lowest_common_ancestor():
-    tree = small_tree()
+def test_tree_distance_counts_edges_through_lowest_common_ancestor(small_tree):
+    tree = small_tree
     index = LabelIndex.from_tree(tree)
     want = dict(nx.all_pairs_shortest_path_length(tree.to_undirected()))
     distance = index.tree_distance()
@@ -74,6 +58,6 @@ def test_tree_distance_counts_edges_through_lowest_common_ancestor():
             assert distance[i, j] == want[a][b]
 
 
-def test_encode_unknown_label_names_it():
+def test_encode_unknown_label_names_it(small_tree):
     with pytest.raises(KeyError, match="boat"):
-        LabelIndex.from_tree(small_tree()).encode(["car", "boat"])
+        LabelIndex.from_tree(small_tree).encode(["car", "boat"])

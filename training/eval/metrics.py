@@ -14,8 +14,8 @@ import torch
 from scipy.stats import wasserstein_distance
 from torch import Tensor
 
-from training.labels import LabelIndex
-from training.retrieval import higher_is_better, iter_topk, pairwise_scores, resolve_k
+from training.eval.labels import LabelIndex
+from training.eval.retrieval import higher_is_better, iter_topk, pairwise_scores, resolve_k
 
 PARENT_TO_CHILD, CHILD_TO_PARENT = "parent_to_child", "child_to_parent"
 TOPK_ACCURACY_KS = (5, 10, 50, 100)

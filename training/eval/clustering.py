@@ -9,7 +9,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.metrics import adjusted_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
-from training.labels import LabelIndex
+from training.eval.labels import LabelIndex
 
 
 def purity(truth: np.ndarray, clusters: np.ndarray) -> float:

@@ -1,13 +1,12 @@
-"""Tests for training.clustering: purity, AMI, Ward cuts per tree depth and HHOT."""
+"""Tests for training.eval.clustering: purity, AMI, Ward cuts per tree depth and HHOT."""
 
 import sys
 
 import numpy as np
 import pytest
 
-from tests.test_labels import small_tree
-from training.clustering import hhot, hierarchy_clustering_scores, purity
-from training.labels import LabelIndex
+from training.eval.clustering import hhot, hierarchy_clustering_scores, purity
+from training.eval.labels import LabelIndex
 
 
 def test_purity_of_known_clustering():
@@ -36,9 +35,9 @@ CENTRES = {  # the car branch far from the person branch; siblings apart within 
 }
 
 
-def test_ward_cut_per_depth_scores_one_on_separated_hierarchy():
+def test_ward_cut_per_depth_scores_one_on_separated_hierarchy(small_tree):
     """Issue 5 "HierNet metrics": Ward cut at each depth's label count; AMI and purity 1."""
-    index = LabelIndex.from_tree(small_tree())
+    index = LabelIndex.from_tree(small_tree)
     embeddings, names = _blobs(["car", "wheel", "door", "person", "hand"], 6, CENTRES)
     results = hierarchy_clustering_scores(embeddings, index.encode(names), index)
     assert [(r["depth"], r["clusters"]) for r in results] == [(1, 2), (2, 5)]
@@ -46,19 +45,19 @@ def test_ward_cut_per_depth_scores_one_on_separated_hierarchy():
         assert row["ami"] == pytest.approx(1.0) and row["purity"] == 1.0 and row["hhot"] is None
 
 
-def test_ami_drops_when_labels_are_scrambled():
-    index = LabelIndex.from_tree(small_tree())
+def test_ami_drops_when_labels_are_scrambled(small_tree):
+    index = LabelIndex.from_tree(small_tree)
     embeddings, names = _blobs(["car", "wheel", "door", "person", "hand"], 6, CENTRES)
     scrambled = np.random.default_rng(1).permutation(index.encode(names))
     results = hierarchy_clustering_scores(embeddings, scrambled, index)
     assert all(r["ami"] < 0.3 and r["purity"] < 0.9 for r in results)
 
 
-def test_hhot_costs_tree_distance_of_mixed_labels():
+def test_hhot_costs_tree_distance_of_mixed_labels(small_tree):
     """One cluster holding wheel + door (siblings, 2 edges apart) moves half its mass 2 edges:
     cost 1. Holding wheel + hand (4 edges apart) costs 2. Pure clusters cost 0."""
     pytest.importorskip("ot")
-    index = LabelIndex.from_tree(small_tree())
+    index = LabelIndex.from_tree(small_tree)
     distance = index.tree_distance()
     wheel, door, hand = index.encode(["wheel", "door", "hand"])
     one_cluster = np.array([0, 0])
@@ -67,15 +66,15 @@ def test_hhot_costs_tree_distance_of_mixed_labels():
     assert hhot(np.array([wheel, hand]), np.array([3, 7]), distance) == pytest.approx(0.0)
 
 
-def test_hhot_without_pot_says_how_to_install(monkeypatch):
+def test_hhot_without_pot_says_how_to_install(monkeypatch, small_tree):
     monkeypatch.setitem(sys.modules, "ot", None)  # makes `import ot` raise ImportError
-    index = LabelIndex.from_tree(small_tree())
+    index = LabelIndex.from_tree(small_tree)
     with pytest.raises(ImportError, match="pip install pot"):
         hierarchy_clustering_scores(np.zeros((4, 2)), np.zeros(4, dtype=int), index, with_hhot=True)
 
 
-def test_large_inputs_are_subsampled_with_seed():
-    index = LabelIndex.from_tree(small_tree())
+def test_large_inputs_are_subsampled_with_seed(small_tree):
+    index = LabelIndex.from_tree(small_tree)
     embeddings, names = _blobs(["car", "person"], 30, CENTRES)
     results = hierarchy_clustering_scores(embeddings, index.encode(names), index, max_items=20)
     assert results[0]["items"] == 20 and results[0]["purity"] == 1.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from training.retrieval import iter_topk
+from training.eval.retrieval import iter_topk
 
 
 def majority_vote(neighbour_labels: np.ndarray) -> np.ndarray:

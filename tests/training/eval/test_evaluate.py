@@ -1,4 +1,4 @@
-"""Tests for training.evaluate, training.embed, training.eval_queries and training.eval_report:
+"""Tests for the evaluation (training.eval): evaluate, embed, queries and report:
 the crop table and query rules on hand-made inputs, then end to end on small demo outputs.
 
 Module fixture: the pipeline on 120/20/20 synthetic images (low thresholds) and 5 CPU training
@@ -14,14 +14,13 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from training import embed
-from training.embed import CROPS, crop_rows, shard_fingerprint
-from training.eval_queries import build_eval_set
-from training.evaluate import EvalConfig, evaluate, main, parse_top_k, pr_area
-from training.labels import LabelIndex
+from training.eval import embed
+from training.eval.embed import CROPS, crop_rows, shard_fingerprint
+from training.eval.evaluate import EvalConfig, evaluate, main, parse_top_k, pr_area
+from training.eval.labels import LabelIndex
+from training.eval.queries import build_eval_set
 from training.train import main as train_main
 
-SHARDS = "train-{000000..000002}.tar"
 KNN_COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 
@@ -144,14 +143,12 @@ def test_shard_fingerprint_is_the_marker_sha256(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> dict:
-    from tests.test_data import build_tiny_shards  # runs the Beam pipeline (~15 s)
-
+def demo(tiny_run, tmp_path_factory) -> dict:
+    """The shared run's train split, and an encoder trained on it for 5 steps."""
     root = tmp_path_factory.mktemp("eval_demo")
-    shard_dir = build_tiny_shards(root)
     train_out = root / "train_out"
     argv = [
-        f"--shards={shard_dir / SHARDS}",
+        f"--shards={tiny_run.shards}",
         f"--output={train_out}",
         "--encoder=tiny-vit",
         "--batch_pairs=32",
@@ -163,9 +160,9 @@ def demo(tmp_path_factory) -> dict:
     ]
     assert train_main(argv) == 0
     return {
-        "shards": str(shard_dir / SHARDS),
-        "shard_dir": shard_dir,
-        "trees": str(root / "output" / "trees"),
+        "shards": tiny_run.shards,
+        "shard_dir": tiny_run.train_dir,
+        "trees": str(tiny_run.trees),
         "checkpoint": str(train_out / "encoder.safetensors"),
         "root": root,
     }

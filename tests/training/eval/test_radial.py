@@ -1,4 +1,4 @@
-"""Tests for training.radial: radius, exterior angles from a root, Kendall tau vs depth."""
+"""Tests for training.eval.radial: radius, exterior angles from a root, Kendall tau vs depth."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from training.eval.radial import angles_from_root, kendall_tau, radial_probe, radius
 from training.geometry import exp_map0
-from training.radial import angles_from_root, kendall_tau, radial_probe, radius
 
 # Tau-b of 6 distinct radii against depths (1, 1, 2, 2, 3, 3): the 12 pairs of different
 # depth are all concordant, 3 pairs tie in depth: 12 / sqrt(15 * (15 - 3)).

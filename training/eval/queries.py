@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from training.embed import BOX, IMAGE
-from training.labels import LabelIndex
+from training.eval.embed import BOX, IMAGE
+from training.eval.labels import LabelIndex
 
 # The paper's child crops: boxes covering between 5% and 30% of their image (both inclusive).
 CHILD_AREA = (0.05, 0.30)
@@ -94,7 +94,7 @@ def build_eval_set(
     """Parents, children and their seeded query subsets from an embedded crop table.
 
     Args:
-        crops: training.embed.CROPS rows.
+        crops: training.eval.embed.CROPS rows.
         labels: codes of the label tree the ground truth comes from.
         child_area: inclusive [min, max] box area fraction of a child crop.
         max_queries: at most this many parent queries and this many child queries (None: all);
