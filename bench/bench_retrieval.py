@@ -18,12 +18,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from training.eval.retrieval import pairwise_scores, topk_scores  # noqa: E402
 from training.geometry import exp_map0, pairwise_exterior_angle  # noqa: E402
-from training.retrieval import pairwise_scores, topk_scores  # noqa: E402
 
 CURV = 1.0
 QUERY_CHUNK = 256
-# method -> (score, curvature) for training.retrieval.topk_scores
+# method -> (score, curvature) for training.eval.retrieval.topk_scores
 METHODS = {
     "cosine_topk_scores": ("cosine", None),
     "angle_p2c": ("angle_p2c", CURV),
