@@ -1,4 +1,5 @@
-"""Lorentz-model and Euclidean geometry for entailment training: exp map, inner products, angles.
+"""Lorentz-model and Euclidean geometry for entailment training and retrieval: exp map, inner
+products, distances, angles, and the matmul block forms that score a query chunk at once.
 
 Points are stored by their space components ``x_s`` (B, D); the time component is derived as
 ``x_t = sqrt(1/c + |x_s|^2)``, so every point lies on the hyperboloid of curvature ``-c``.
@@ -34,7 +35,7 @@ MIN_RELATIVE_GAP_SQ = 1e-6
 MAX_EXP_RADIUS = math.asinh(2.0**15)
 
 
-def _compute_dtype(*tensors: Tensor) -> torch.dtype:
+def compute_dtype(*tensors: Tensor) -> torch.dtype:
     """float64 stays float64; bf16, fp16 and fp32 are all computed in float32."""
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
@@ -106,7 +107,7 @@ def exp_map0(v: Tensor, curv: float | Tensor) -> Tensor:
     Returns:
         (B, D) space components, float32 (float64 for float64 input).
     """
-    v = v.to(_compute_dtype(v))
+    v = v.to(compute_dtype(v))
     radius_sq = v.square().sum(-1, keepdim=True) * _sqrt_curv(curv, v) ** 2
     # sinh(r)/r -> 1 as r -> 0: flooring r keeps the division finite, and sinh(1e-4)/1e-4 == 1.0
     # in float32, so the value is exact; the floor also blocks sqrt's infinite slope at 0.
@@ -128,7 +129,7 @@ def lorentz_inner(x: Tensor, y: Tensor, curv: float | Tensor) -> Tensor:
     Returns:
         (B,) inner products, <= -1/c.
     """
-    dtype = _compute_dtype(x, y)
+    dtype = compute_dtype(x, y)
     x, y = _unit_coordinates(x, curv, dtype), _unit_coordinates(y, curv, dtype)
     x_time, y_time = _unit_time(x.square().sum(-1)), _unit_time(y.square().sum(-1))
     q, _ = _half_lorentz_chord_sq(x, y, x_time, y_time)
@@ -172,7 +173,7 @@ def pairwise_lorentz_inner(x: Tensor, y: Tensor, curv: float | Tensor) -> Tensor
         (B1, B2) inner products ``<x_i, y_j>_L``, computed as ``-(1 + |x - y|_L^2 c / 2) / c``
         from one matmul (absolute rounding ~1e-7 (|x_s|^2 + |y_s|^2), not ~1e-7 x_t y_t).
     """
-    dtype = _compute_dtype(x, y)
+    dtype = compute_dtype(x, y)
     x, y = _unit_coordinates(x, curv, dtype), _unit_coordinates(y, curv, dtype)
     q, _, _ = _pairwise_half_lorentz_chord_sq(x, y)
     return -(1.0 + q) / _sqrt_curv(curv, x) ** 2
@@ -196,7 +197,7 @@ def exterior_angle(x: Tensor, y: Tensor, curv: float | Tensor) -> Tensor:
         (B,) angles in [1.4e-3, pi - 1.4e-3] (see UNIT_BOUND); pi/2 where x is at the origin or
         y coincides with x, where the angle is undefined.
     """
-    dtype = _compute_dtype(x, y)
+    dtype = compute_dtype(x, y)
     x, y = _unit_coordinates(x, curv, dtype), _unit_coordinates(y, curv, dtype)
     x_sq = x.square().sum(-1)
     x_time = _unit_time(x_sq)
@@ -221,10 +222,92 @@ def pairwise_exterior_angle(x: Tensor, y: Tensor, curv: float | Tensor) -> Tenso
         ``q``) makes them less precise than exterior_angle's for nearby far-out pairs, where the
         angle is ill-conditioned anyway.
     """
-    dtype = _compute_dtype(x, y)
+    dtype = compute_dtype(x, y)
     x, y = _unit_coordinates(x, curv, dtype), _unit_coordinates(y, curv, dtype)
     q, time_gap, x_time = _pairwise_half_lorentz_chord_sq(x, y)
     return _lorentz_angle(-time_gap - q * x_time, x.square().sum(-1)[:, None], q * (q + 2.0))
+
+
+def lorentz_unit_terms(x: Tensor, curv: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Unit-curvature coordinates ``X = sqrt(c) x`` (B, D), ``X_t - 1`` (B,) and ``X_t`` (B,).
+
+    ``X_t - 1 = |X|^2 / (X_t + 1)`` keeps full relative precision near the origin, where
+    ``sqrt(1 + |X|^2) - 1`` would round to 0.
+    """
+    unit = math.sqrt(curv) * x
+    norm_sq = unit.square().sum(-1)
+    time = torch.sqrt(1.0 + norm_sq)
+    return unit, norm_sq / (time + 1.0), time
+
+
+def lorentz_distance(x: Tensor, y: Tensor, curv: float) -> Tensor:
+    """Row-wise geodesic distance on the hyperboloid of curvature ``-c``.
+
+    ``d = 2 asinh(|X - Y|_L / 2) / sqrt(c)`` in unit coordinates, with the Minkowski chord
+    ``|X - Y|_L^2 = |X - Y|^2 - (X_t - Y_t)^2`` and ``X_t - Y_t = <X - Y, X + Y> / (X_t + Y_t)``:
+    built from differences, it keeps full relative precision for nearby points, where
+    ``acosh(-c<x,y>_L)`` rounds small distances to 0.
+
+    Args:
+        x, y: (B, D) space components.
+        curv: the curvature magnitude ``c`` > 0.
+
+    Returns:
+        (B,) distances >= 0, float32 (float64 for float64 input).
+    """
+    dtype = compute_dtype(x, y)
+    x_unit, _, x_time = lorentz_unit_terms(x.to(dtype), curv)
+    y_unit, _, y_time = lorentz_unit_terms(y.to(dtype), curv)
+    gap = x_unit - y_unit
+    time_gap = (gap * (x_unit + y_unit)).sum(-1) / (x_time + y_time)
+    # The chord is spacelike (>= 0); rounding can dip it below 0 for nearly equal points.
+    chord_sq = torch.clamp(gap.square().sum(-1) - time_gap.square(), min=0.0)
+    return 2.0 * torch.asinh(torch.sqrt(chord_sq) / 2.0) / math.sqrt(curv)
+
+
+def half_chord_distance(q: Tensor, curv: float) -> Tensor:
+    """Geodesic distance ``2 asinh(sqrt(q / 2)) / sqrt(c)`` from ``q = -c<x,y>_L - 1 >= 0``.
+
+    ``q`` (any shape) is half the squared Minkowski chord in unit coordinates (see
+    lorentz_distance).
+    """
+    return 2.0 * torch.asinh(torch.sqrt(q / 2.0)) / math.sqrt(curv)
+
+
+# Block forms: a (Bq, Bg) block of q = -c<x,y>_L - 1 from ONE matmul of per-vector terms,
+# ``[X, a, a, 1] . [-Y, b, 1, b] = -<X, Y> + (a + 1)(b + 1) - 1`` with a = X_t - 1, b = Y_t - 1.
+
+
+def lorentz_query_terms(x: Tensor, curv: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The query side of the q block: ``[X, a, a, 1]`` (B, D + 3), ``a`` (B,) and ``X_t`` (B,)."""
+    unit, a, time = lorentz_unit_terms(x, curv)
+    return torch.cat([unit, a[:, None], a[:, None], torch.ones_like(a)[:, None]], 1), a, time
+
+
+def lorentz_gallery_terms(y: Tensor, curv: float) -> tuple[Tensor, Tensor]:
+    """The gallery side of the q block: ``[-Y, b, 1, b]`` (B, D + 3) and ``b`` (B,)."""
+    unit, b, _ = lorentz_unit_terms(y, curv)
+    return torch.cat([-unit, b[:, None], torch.ones_like(b)[:, None], b[:, None]], 1), b
+
+
+def lorentz_angle_key_(block: Tensor, scratch: Tensor, a: Tensor, time: Tensor, b: Tensor) -> None:
+    """Turn a q block (Bq, Bg) in place into a key ∝ cos ext(x, y) for ranking.
+
+    Key = ``(b - a - X_t q) / sinh`` with ``sinh^2 = q (q + 2)``: the same algebra and clamps
+    as pairwise_exterior_angle, which writes the numerator as ``-(X_t - Y_t) - q X_t`` with
+    ``X_t - Y_t = a - b``. The row constant ``|X|`` and the acos (decreasing) are left out, so
+    beta = pi - ext is maximised by the largest key and alpha = ext by the smallest.
+
+    Args:
+        block: (Bq, Bg) q values, overwritten with the keys.
+        scratch: a free buffer of the block's shape.
+        a, time: (Bq,) the query terms (lorentz_query_terms); b: (Bg,) the gallery's.
+    """
+    # q + q^2 / 2 = sinh^2 / 2; its floor is MIN_SINH_SQ (y on top of x).
+    torch.addcmul(block, block, block, value=0.5, out=scratch)
+    scratch.clamp_(min=MIN_SINH_SQ / 2).rsqrt_()
+    torch.addcmul(b, block, -time[:, None], out=block)
+    block.sub_(a[:, None]).mul_(scratch)
 
 
 def half_aperture(x: Tensor, curv: float | Tensor, min_radius: float = 0.1) -> Tensor:
@@ -243,7 +326,7 @@ def half_aperture(x: Tensor, curv: float | Tensor, min_radius: float = 0.1) -> T
     Returns:
         (B,) half apertures in (0, pi/2 - 1.4e-3].
     """
-    x = _unit_coordinates(x, curv, _compute_dtype(x))
+    x = _unit_coordinates(x, curv, compute_dtype(x))
     # At the origin the ratio is 2K/0; flooring |X| keeps it (and its gradient) finite.
     x_norm = torch.sqrt(torch.clamp(x.square().sum(-1), min=MIN_NORM_SQ))
     # asin's slope is infinite at 1, and apexes inside the 2K radius would exceed its domain.
@@ -275,7 +358,7 @@ def euclidean_exterior_angle(x: Tensor, y: Tensor) -> Tensor:
     Returns:
         (B,) angles in [1.4e-3, pi - 1.4e-3]; pi/2 where x is at the origin or y ~ x.
     """
-    dtype = _compute_dtype(x, y)
+    dtype = compute_dtype(x, y)
     x, y = x.to(dtype), y.to(dtype)
     gap = y - x
     return _euclidean_angle(
@@ -295,7 +378,7 @@ def pairwise_euclidean_exterior_angle(x: Tensor, y: Tensor) -> Tensor:
     Returns:
         (B1, B2) angles in [1.4e-3, pi - 1.4e-3].
     """
-    dtype = _compute_dtype(x, y)
+    dtype = compute_dtype(x, y)
     x, y = x.to(dtype), y.to(dtype)
     x_sq, y_sq = x.square().sum(-1)[:, None], y.square().sum(-1)[None, :]
     # Autocast would run this matmul in bf16/fp16 on GPU, losing <x, y> to 3 digits.

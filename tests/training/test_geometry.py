@@ -18,7 +18,12 @@ from training.geometry import (
     exp_map0,
     exterior_angle,
     half_aperture,
+    half_chord_distance,
+    lorentz_angle_key_,
+    lorentz_distance,
+    lorentz_gallery_terms,
     lorentz_inner,
+    lorentz_query_terms,
     pairwise_euclidean_exterior_angle,
     pairwise_exterior_angle,
     pairwise_lorentz_inner,
@@ -210,6 +215,46 @@ def test_half_aperture_is_meru_arcsin_clamped_inside_min_radius(curv):
     assert aperture[2:].tolist() == pytest.approx([widest] * 2, rel=1e-6)
     aperture.sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def _hyperboloid_points(n: int, seed: int, curv: float = 1.3) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return exp_map0(torch.randn(n, 6, generator=generator, dtype=torch.float64), curv)
+
+
+def test_lorentz_distance_matches_acosh_of_inner_product():
+    x, y = _hyperboloid_points(50, 6), _hyperboloid_points(50, 7)
+    curv = 1.3
+    inner = pairwise_lorentz_inner(x, y, curv).diagonal()
+    want = torch.acosh(-curv * inner) / math.sqrt(curv)
+    torch.testing.assert_close(lorentz_distance(x, y, curv), want, rtol=1e-10, atol=1e-10)
+
+
+def test_lorentz_distance_is_exact_near_zero():
+    """acosh(-c<x,y>_L) would round a float32 distance of 1e-4 to 0; the chord form keeps it."""
+    x = exp_map0(torch.tensor([[0.3, 0.0]]), 1.0)
+    y = exp_map0(torch.tensor([[0.3 + 1e-4, 0.0]]), 1.0)
+    assert lorentz_distance(x, y, 1.0).item() == pytest.approx(1e-4, rel=1e-2)
+    assert lorentz_distance(x, x, 1.0).item() == 0.0
+
+
+def test_block_forms_give_q_distances_and_angle_ranking():
+    """One matmul of the query and gallery terms is q = -c<x,y>_L - 1; the distance from q and
+    the angle key agree with the row-wise functions (the key decreases with the angle)."""
+    curv = 1.3
+    x, y = _hyperboloid_points(5, 8), _hyperboloid_points(7, 9)
+    rows, a, time = lorentz_query_terms(x, curv)
+    columns, b = lorentz_gallery_terms(y, curv)
+    q = rows @ columns.T
+    torch.testing.assert_close(q, -curv * pairwise_lorentz_inner(x, y, curv) - 1.0)
+    pairs_x, pairs_y = x.repeat_interleave(7, 0), y.repeat(5, 1)
+    distance = lorentz_distance(pairs_x, pairs_y, curv).view(5, 7)
+    torch.testing.assert_close(half_chord_distance(q, curv), distance)
+    key = q.clone()
+    lorentz_angle_key_(key, torch.empty_like(key), a, time, b)
+    angle = pairwise_exterior_angle(x, y, curv)
+    for row in range(5):
+        assert torch.equal(key[row].argsort(), angle[row].argsort(descending=True))
 
 
 def test_pairwise_angles_ignore_autocast():

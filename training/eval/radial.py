@@ -12,8 +12,7 @@ import torch
 from scipy.stats import kendalltau
 from torch import Tensor
 
-from training.eval.retrieval import lorentz_distance
-from training.geometry import euclidean_exterior_angle, exterior_angle
+from training.geometry import euclidean_exterior_angle, exterior_angle, lorentz_distance
 
 
 def radius(embeddings: Tensor, curv: float | None = None) -> Tensor:

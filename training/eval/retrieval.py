@@ -16,9 +16,14 @@ from torch import Tensor
 from training.geometry import (
     MIN_NORM_SQ,
     MIN_RELATIVE_GAP_SQ,
-    MIN_SINH_SQ,
+    compute_dtype,
     euclidean_exterior_angle,
     exterior_angle,
+    half_chord_distance,
+    lorentz_angle_key_,
+    lorentz_distance,
+    lorentz_gallery_terms,
+    lorentz_query_terms,
     pairwise_euclidean_exterior_angle,
     pairwise_exterior_angle,
 )
@@ -57,48 +62,6 @@ def resolve_k(k: int | float, n_candidates: int) -> int:
 def _check_score(score: str) -> None:
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-
-
-def _compute_dtype(*tensors: Tensor) -> torch.dtype:
-    """float64 stays float64; every other float dtype is scored in float32."""
-    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
-
-
-def _lorentz_unit(x: Tensor, curv: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Unit-curvature coordinates ``X = sqrt(c) x`` (B, D), ``X_t - 1`` (B,) and ``X_t`` (B,).
-
-    ``X_t - 1 = |X|^2 / (X_t + 1)`` keeps full relative precision near the origin, where
-    ``sqrt(1 + |X|^2) - 1`` would round to 0.
-    """
-    unit = math.sqrt(curv) * x
-    norm_sq = unit.square().sum(-1)
-    time = torch.sqrt(1.0 + norm_sq)
-    return unit, norm_sq / (time + 1.0), time
-
-
-def lorentz_distance(x: Tensor, y: Tensor, curv: float) -> Tensor:
-    """Row-wise geodesic distance on the hyperboloid of curvature ``-c``.
-
-    ``d = 2 asinh(|X - Y|_L / 2) / sqrt(c)`` in unit coordinates, with the Minkowski chord
-    ``|X - Y|_L^2 = |X - Y|^2 - (X_t - Y_t)^2`` and ``X_t - Y_t = <X - Y, X + Y> / (X_t + Y_t)``:
-    built from differences, it keeps full relative precision for nearby points, where
-    ``acosh(-c<x,y>_L)`` rounds small distances to 0.
-
-    Args:
-        x, y: (B, D) space components.
-        curv: the curvature magnitude ``c`` > 0.
-
-    Returns:
-        (B,) distances >= 0, float32 (float64 for float64 input).
-    """
-    dtype = _compute_dtype(x, y)
-    x_unit, _, x_time = _lorentz_unit(x.to(dtype), curv)
-    y_unit, _, y_time = _lorentz_unit(y.to(dtype), curv)
-    gap = x_unit - y_unit
-    time_gap = (gap * (x_unit + y_unit)).sum(-1) / (x_time + y_time)
-    # The chord is spacelike (>= 0); rounding can dip it below 0 for nearly equal points.
-    chord_sq = torch.clamp(gap.square().sum(-1) - time_gap.square(), min=0.0)
-    return 2.0 * torch.asinh(torch.sqrt(chord_sq) / 2.0) / math.sqrt(curv)
 
 
 @dataclass(frozen=True)
@@ -154,34 +117,24 @@ class _Cosine(_Scorer):
 
 
 class _LorentzDistance(_Scorer):
-    """Block = q = -c<x,y>_L - 1 from one matmul of ``[X, a, a, 1] . [-Y, b, 1, b]``."""
+    """Block = q = -c<x,y>_L - 1 from one matmul (geometry's block forms)."""
 
     rank_largest = False
 
     def query_terms(self, x: Tensor) -> _Terms:
-        unit, a, time = _lorentz_unit(x, self.curv)
-        return _Terms(
-            torch.cat([unit, a[:, None], a[:, None], torch.ones_like(a)[:, None]], 1), (a, time)
-        )
+        matrix, a, time = lorentz_query_terms(x, self.curv)
+        return _Terms(matrix, (a, time))
 
     def gallery_terms(self, y: Tensor) -> _Terms:
-        unit, b, _ = _lorentz_unit(y, self.curv)
-        return _Terms(
-            torch.cat([-unit, b[:, None], torch.ones_like(b)[:, None], b[:, None]], 1), (b,)
-        )
+        matrix, b = lorentz_gallery_terms(y, self.curv)
+        return _Terms(matrix, (b,))
 
     def values(self, x: Tensor, y: Tensor) -> Tensor:
         return lorentz_distance(x, y, self.curv)
 
 
 class _LorentzAngle(_LorentzDistance):
-    """Key ∝ cos ext(x, y) = ``(b - a - X_t q) / (|X| sinh)``, ``sinh^2 = q (q + 2)``.
-
-    Same algebra and clamps as geometry.pairwise_exterior_angle, which writes the numerator as
-    ``-(X_t - Y_t) - q X_t`` with ``X_t - Y_t = a - b``. The row constant ``|X|`` and the acos
-    (decreasing) are left out: beta = pi - ext is maximised by the largest key, alpha = ext by
-    the smallest.
-    """
+    """Key ∝ cos ext(x, y) (geometry.lorentz_angle_key_): beta is maximised, alpha minimised."""
 
     needs_scratch = True
 
@@ -191,11 +144,7 @@ class _LorentzAngle(_LorentzDistance):
 
     def key_(self, block: Tensor, scratch: Tensor, query: _Terms, gallery: _Terms) -> None:
         a, time = query.extra
-        # q + q^2 / 2 = sinh^2 / 2; its floor is geometry's MIN_SINH_SQ (y on top of x).
-        torch.addcmul(block, block, block, value=0.5, out=scratch)
-        scratch.clamp_(min=MIN_SINH_SQ / 2).rsqrt_()
-        torch.addcmul(gallery.extra[0], block, -time[:, None], out=block)
-        block.sub_(a[:, None]).mul_(scratch)
+        lorentz_angle_key_(block, scratch, a, time, gallery.extra[0])
 
     def values(self, x: Tensor, y: Tensor) -> Tensor:
         angle = exterior_angle(x, y, self.curv)
@@ -220,7 +169,7 @@ class _EuclideanDistance(_Scorer):
 
 
 class _EuclideanAngle(_Scorer):
-    """Block = ``<x, y - x>`` from ``[x, -|x|^2] . [y, 1]``; key ∝ cos ext (see _LorentzAngle).
+    """Block = ``<x, y - x>`` from ``[x, -|x|^2] . [y, 1]``; key ∝ cos ext (as for Lorentz).
 
     ``|y - x|^2 = |y|^2 - |x|^2 - 2<x, y - x>``, floored as in geometry's Euclidean angle.
     """
@@ -332,7 +281,7 @@ def iter_topk(
         )
     k = resolve_k(k, gallery.shape[0])
     scorer = _scorer(score, curv)
-    dtype = _compute_dtype(queries, gallery)
+    dtype = compute_dtype(queries, gallery)
     gallery = gallery.to(dtype)
     with torch.no_grad(), torch.autocast(device_type=queries.device.type, enabled=False):
         # bf16/fp16 matmuls (autocast) would cost 3 digits of the key.
@@ -391,7 +340,7 @@ def pairwise_scores(
     Angles come from training.geometry's pairwise functions; see iter_topk for the scores.
     """
     scorer = _scorer(score, curv)
-    dtype = _compute_dtype(queries, gallery)
+    dtype = compute_dtype(queries, gallery)
     queries, gallery = queries.to(dtype), gallery.to(dtype)
     with torch.no_grad(), torch.autocast(device_type=queries.device.type, enabled=False):
         if score == "cosine":
@@ -402,7 +351,7 @@ def pairwise_scores(
             block = block.clamp_(min=0.0)
             if scorer.curv is None:
                 return block.sqrt_()
-            return 2.0 * torch.asinh(torch.sqrt(block / 2.0)) / math.sqrt(scorer.curv)
+            return half_chord_distance(block, scorer.curv)
         if scorer.curv is None:
             angle = pairwise_euclidean_exterior_angle(queries, gallery)
         else:

@@ -1,19 +1,16 @@
 """Tests for training.eval.retrieval: chunked top-K scoring against brute force, directions."""
 
-import math
-
 import pytest
 import torch
 
 from training.eval.retrieval import (
     SCORES,
     higher_is_better,
-    lorentz_distance,
     pairwise_scores,
     resolve_k,
     topk_scores,
 )
-from training.geometry import exp_map0, pairwise_lorentz_inner
+from training.geometry import exp_map0
 
 GEOMETRIES = [1.3, None]  # Lorentz curvature, or None for Euclidean
 
@@ -75,22 +72,6 @@ def test_angle_scores_rank_the_entailed_partner_first():
     parents = torch.cat([others, parent[None]])
     values, index = topk_scores(child[None], parents, 5, "angle_c2p", 1.0)
     assert index[0, 0] == 4 and values[0, 0] > 3.0  # alpha near pi
-
-
-def test_lorentz_distance_matches_acosh_of_inner_product():
-    x, y = _points(50, 6, 1.0, torch.float64, 6), _points(50, 6, 1.0, torch.float64, 7)
-    curv = 1.3
-    inner = pairwise_lorentz_inner(x, y, curv).diagonal()
-    want = torch.acosh(-curv * inner) / math.sqrt(curv)
-    torch.testing.assert_close(lorentz_distance(x, y, curv), want, rtol=1e-10, atol=1e-10)
-
-
-def test_lorentz_distance_is_exact_near_zero():
-    """acosh(-c<x,y>_L) would round a float32 distance of 1e-4 to 0; the chord form keeps it."""
-    x = exp_map0(torch.tensor([[0.3, 0.0]]), 1.0)
-    y = exp_map0(torch.tensor([[0.3 + 1e-4, 0.0]]), 1.0)
-    assert lorentz_distance(x, y, 1.0).item() == pytest.approx(1e-4, rel=1e-2)
-    assert lorentz_distance(x, x, 1.0).item() == 0.0
 
 
 @pytest.mark.parametrize(
