@@ -24,7 +24,7 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from hierdata import io, readers, runinfo, synth, synth_images
+from hierdata import io, readers, runinfo, synth
 from hierdata.errors import InputError
 from pipelines import graph
 from pipelines.options import HierOpenImagesOptions, MiningConfig, resolve
@@ -68,7 +68,7 @@ def plan(opts: HierOpenImagesOptions) -> LaunchPlan:
         LOG.info("no --input: writing the synthetic demo dataset to %s", root)
         synth.write_synthetic_dataset(root, seed=opts.seed)
         if not opts.skip_images:
-            synth_images.write_synthetic_images(root, seed=opts.seed)
+            synth.write_synthetic_images(root, seed=opts.seed)
     inputs = readers.find_inputs(root)
     class_descriptions = opts.class_descriptions or inputs.class_descriptions
     if class_descriptions is None:

@@ -170,11 +170,11 @@ def test_gs_shards_through_the_emulator(gcs_emulator, tmp_path):
     # The synthetic dataset, photos included, written straight to gs:// by its generators.
     make = (
         "import fsspec\n"
-        "from hierdata import synth, synth_images\n"
+        "from hierdata import synth\n"
         "fsspec.filesystem('gs').mkdir('hier-shards')\n"
         "sizes = {'train': 60, 'validation': 12}\n"
         "synth.write_synthetic_dataset('gs://hier-shards/in', sizes, seed=5)\n"
-        "synth_images.write_synthetic_images('gs://hier-shards/in', sizes, seed=5)\n"
+        "synth.write_synthetic_images('gs://hier-shards/in', sizes, seed=5)\n"
     )
     subprocess.run([sys.executable, "-c", make], check=True, env=env, timeout=300, cwd=REPO)
     done = subprocess.run(

@@ -17,7 +17,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from hierdata import outputs, synth, synth_images
+from hierdata import outputs, synth
 from pipelines.build_hier_openimages import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ LOW = ["--min_pair_frequency", "10", "--min_pair_proportion", "0.1"]
 def synth_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth_input")
     synth.write_synthetic_dataset(str(root), SIZES, seed=3)
-    synth_images.write_synthetic_images(str(root), SIZES, seed=3)
+    synth.write_synthetic_images(str(root), SIZES, seed=3)
     return root
 
 

@@ -36,8 +36,7 @@ class TinyRun:
 def build_tiny_run(root: Path) -> TinyRun:
     """Run the pipeline on 120/20/20 synthetic images under ``root``."""
     # Imported here: Beam is slow to import and DDP child processes must not need it.
-    from hierdata.synth import write_synthetic_dataset
-    from hierdata.synth_images import write_synthetic_images
+    from hierdata.synth import write_synthetic_dataset, write_synthetic_images
     from pipelines.build_hier_openimages import main as build_main
 
     sizes = {"train": TRAIN_IMAGES, "validation": 20, "test": 20}

@@ -1,4 +1,4 @@
-"""The synthetic demo dataset: Open Images-format annotations with a known part-of truth.
+"""The synthetic dataset's boxes: one split's images and valid boxes, with a known part-of truth.
 
 Mining its train split with the DESIGN defaults accepts exactly `true_part_of_pairs()`.
 
@@ -16,118 +16,24 @@ disabling any one rule changes the accepted set:
 - min_pair_proportion: 3 Birds in an exact 5% of the Houses: frequency ~75, proportion ~0.05.
 - min_pair_frequency: a Fish in every Aquarium, 2.5% of the images: frequency ~30, proportion ~0.45.
 - random-label boxes at random places (~0.8 per image): chance containments stay rare.
-- a few malformed rows per split (bad float, XMin > XMax, unknown label, "../etc" ImageID, missing
-  columns), at most 1 row in 200, for the reader's reject path.
+
+The malformed rows for the reader's reject path are added when the CSV is written (dataset.py).
 """
 
 import hashlib
-import json
 import math
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import polars as pl
 
-from hierdata import io
+from hierdata.synth.taxonomy import TAXONOMY
 
-BBOX_COLUMNS = ["ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax"]
-BBOX_COLUMNS += ["IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside"]
 SPLITS = ("train", "validation", "test")
 DEFAULT_IMAGES_PER_SPLIT = {"train": 1200, "validation": 200, "test": 200}
-ROOT_LABEL = "/m/syn_entity"  # like Open Images' "Entity": the JSON root, no boxes, no class row
-CLASS_DESCRIPTIONS = "class-descriptions-boxable.csv"
-HIERARCHY = "bbox_labels_600_hierarchy.json"
 SCENES = ("street", "room")  # which objects an image holds (and, later, its background)
-
-
-@dataclass(frozen=True)
-class SynthLabel:
-    """One label; `parent` is its true part-of parent (None: top level or outside the tree)."""
-
-    label_id: str
-    name: str
-    parent: str | None
-    level: str  # "object" | "part" | "subpart"; labels outside the true tree are "object"
-
-
-def _id(name: str) -> str:
-    return "/m/syn_" + name.lower().replace(" ", "_")
-
-
-TAXONOMY: tuple[SynthLabel, ...] = tuple(
-    SynthLabel(_id(name), name, _id(parent) if parent else None, level)
-    for name, parent, level in (
-        ("Car", None, "object"),
-        ("Wheel", "Car", "part"),
-        ("Hubcap", "Wheel", "subpart"),
-        ("Car door", "Car", "part"),
-        ("Door handle", "Car door", "subpart"),
-        ("License plate", "Car", "part"),
-        ("House", None, "object"),
-        ("Roof", "House", "part"),
-        ("Chimney", "Roof", "subpart"),
-        ("Window", "House", "part"),
-        ("Door", "House", "part"),
-        ("Person", None, "object"),
-        ("Face", "Person", "part"),
-        ("Eye", "Face", "subpart"),
-        ("Table", None, "object"),
-        ("Bus", None, "object"),
-        ("Aquarium", None, "object"),
-        # Adversarial labels (module docstring): none has a true part-of relation.
-        ("Desk", None, "object"),
-        ("Tablecloth", None, "object"),
-        ("Coach", None, "object"),
-        ("Fish", None, "object"),
-        ("Flag", None, "object"),
-        ("Bird", None, "object"),
-        ("Lug nut", None, "object"),
-        ("Balloon", None, "object"),
-    )
-)
 _INDEX = {label.name: i for i, label in enumerate(TAXONOMY)}
-# Is-a (Subcategory) edges, for the is-a guard: the synonyms' boxes duplicate the general label's.
-SUBCATEGORIES: dict[str, tuple[str, ...]] = {
-    _id("Table"): (_id("Desk"),),
-    _id("Bus"): (_id("Coach"),),
-}
-
-
-def true_part_of_pairs() -> frozenset[tuple[str, str]]:
-    """(ancestor_id, descendant_id) for every ancestor of every label: the transitive closure."""
-    parent = {label.label_id: label.parent for label in TAXONOMY}
-    pairs = set()
-    for label in TAXONOMY:
-        ancestor = label.parent
-        while ancestor is not None:
-            pairs.add((ancestor, label.label_id))
-            ancestor = parent[ancestor]
-    return frozenset(pairs)
-
-
-def hierarchy() -> dict:
-    """Open Images' nested hierarchy JSON: true relations as Part, synonyms as Subcategory."""
-    children: dict[str | None, list[str]] = {}
-    for label in TAXONOMY:
-        children.setdefault(label.parent, []).append(label.label_id)
-
-    def node(label_id: str) -> dict:
-        out: dict = {"LabelName": label_id}
-        if label_id in children:
-            out["Part"] = [node(child) for child in children[label_id]]
-        if label_id in SUBCATEGORIES:
-            out["Subcategory"] = [{"LabelName": s} for s in SUBCATEGORIES[label_id]]
-        return out
-
-    synonyms = {s for subs in SUBCATEGORIES.values() for s in subs}
-    return {
-        "LabelName": ROOT_LABEL,
-        "Subcategory": [node(i) for i in children[None] if i not in synonyms],
-    }
-
 
 # Object sizes in image units per (name, slot): width range, height range, lowest ymin. A slot is
 # the full frame or one of two halves; sizes keep every true part and subpart at area >= 0.01.
@@ -378,67 +284,3 @@ def generate_split(split: str, n_images: int, seed: int = 0) -> SplitAnnotations
         is_truncated=truncated[order].astype(np.int8),
         is_group_of=group[order],
     )
-
-
-# How each malformed row breaks a copy of a valid row's fields; one row per kind, evenly spread,
-# at most one row in 200 (the default --max_reject_fraction is 0.01).
-MALFORMED_ROWS = {
-    "bad_number": lambda f: [*f[:4], f[4] + "x", *f[5:]],
-    "empty_box": lambda f: [*f[:4], f[5], f[4], *f[6:]],  # XMin > XMax
-    "unknown_label": lambda f: [*f[:2], "/m/syn_unknown", *f[3:]],
-    "bad_image_id": lambda f: ["../etc", *f[1:]],
-    "column_count": lambda f: f[:-3],
-}
-
-
-def bbox_csv(ann: SplitAnnotations) -> tuple[bytes, int]:
-    """The `{split}-annotations-bbox.csv` bytes of a split and the number of malformed rows."""
-    n = len(ann.image)
-    columns = [ann.image_ids[ann.image], np.full(n, "xclick")]
-    columns += [np.array([label.label_id for label in TAXONOMY])[ann.label], np.ones(n, np.int8)]
-    columns += [*ann.boxes.T, ann.is_occluded, ann.is_truncated, ann.is_group_of]
-    columns += [np.zeros(n, np.int8), np.zeros(n, np.int8)]
-    frame = pl.DataFrame(dict(zip(BBOX_COLUMNS, columns, strict=True)))
-    header, *rows = frame.write_csv(float_precision=6).splitlines()
-    kinds = list(MALFORMED_ROWS)[: len(rows) // 200]
-    # A malformed row follows the row it was made from (same ImageID), except "../etc", which
-    # sorts before every hex id: the file stays sorted.
-    keyed = [(2 * i, row) for i, row in enumerate(rows)]
-    for j, kind in enumerate(kinds):
-        base = (j + 1) * len(rows) // (len(kinds) + 1)
-        key = -1 if kind == "bad_image_id" else 2 * base + 1
-        keyed.append((key, ",".join(MALFORMED_ROWS[kind](rows[base].split(",")))))
-    return ("\n".join([header] + [row for _, row in sorted(keyed)]) + "\n").encode(), len(kinds)
-
-
-def write_synthetic_dataset(
-    root: str, images_per_split: Mapping[str, int] | None = None, seed: int = 0
-) -> dict:
-    """Write the dataset under `root` (local path or fsspec URL), byte-identical for a seed.
-
-    Args:
-        root: output folder; files of the same names are replaced.
-        images_per_split: images per split, default 1200 train, 200 validation, 200 test.
-        seed: every random choice derives from it (>= 0).
-    Returns:
-        {"root", "seed", "class_descriptions": url, "hierarchy": url, "splits": {split:
-        {"path": url, "images", "boxes": valid rows, "malformed_rows"}}}.
-    """
-    sizes = dict(DEFAULT_IMAGES_PER_SPLIT if images_per_split is None else images_per_split)
-    if seed < 0 or any(n < 0 for n in sizes.values()) or not set(sizes) <= set(SPLITS):
-        raise ValueError(f"need seed >= 0 and image counts >= 0 for {SPLITS}; got {seed}, {sizes}")
-    summary: dict = {"root": root, "seed": seed, "splits": {}}
-    for split, n in sizes.items():
-        ann = generate_split(split, int(n), seed)
-        data, malformed = bbox_csv(ann)
-        path = io.join(root, f"{split}-annotations-bbox.csv")
-        io.write_bytes(path, data)
-        counts = {"images": int(n), "boxes": len(ann.image), "malformed_rows": malformed}
-        summary["splits"][split] = {"path": path, **counts}
-    summary["class_descriptions"] = io.join(root, CLASS_DESCRIPTIONS)
-    labels = sorted((label.label_id, label.name) for label in TAXONOMY)  # official order
-    classes = "".join(f"{label_id},{name}\n" for label_id, name in labels)
-    io.write_bytes(summary["class_descriptions"], classes.encode())
-    summary["hierarchy"] = io.join(root, HIERARCHY)
-    io.write_bytes(summary["hierarchy"], json.dumps(hierarchy(), indent=4).encode())
-    return summary

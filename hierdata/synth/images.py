@@ -1,4 +1,4 @@
-"""Synthetic photos for the synthetic demo dataset: one JPEG per image of `hierdata.synth`.
+"""Synthetic photos for the synthetic demo dataset: one JPEG per image of `generate_split`.
 
 A scene background per scene kind, and each label drawn inside its box as its own shape, colours
 and texture, parents before parts, so every crop shows a distinct thing.
@@ -17,8 +17,16 @@ from multiprocessing import get_context
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
-from hierdata import io, synth
-from hierdata.synth_drawings import DRAWINGS, TILE, Canvas, Rect, patterns, shade
+from hierdata import io
+from hierdata.synth.annotations import (
+    DEFAULT_IMAGES_PER_SPLIT,
+    SPLITS,
+    SplitAnnotations,
+    generate_split,
+)
+from hierdata.synth.canvas import TILE, Canvas, Rect, patterns, shade
+from hierdata.synth.drawings import DRAWINGS
+from hierdata.synth.taxonomy import TAXONOMY
 
 _WIDTH, _HEIGHT = (320, 640), (240, 480)  # pixels, inclusive
 _ASPECT = (0.62, 0.80)  # height / width, like landscape photos
@@ -81,7 +89,7 @@ def _background(scene: str, size: tuple[int, int], rng: np.random.Generator) -> 
     return canvas
 
 
-_NAMES = [label.name for label in synth.TAXONOMY]
+_NAMES = [label.name for label in TAXONOMY]
 _SORT_SCALE = np.array([1.25 if name in _OVERLAYS else 1.0 for name in _NAMES])
 
 
@@ -119,7 +127,7 @@ def image_size(image_id: str, seed: int) -> tuple[int, int]:
     return width, min(max(height, _HEIGHT[0]), _HEIGHT[1])
 
 
-def render_image(ann: synth.SplitAnnotations, index: int, seed: int, quality: int = 90) -> bytes:
+def render_image(ann: SplitAnnotations, index: int, seed: int, quality: int = 90) -> bytes:
     """JPEG bytes of image `index` of `ann`; the same (ann, index, seed, quality) give the same
     bytes. Boxes are drawn largest first, so parts land on top of their objects."""
     image_id = str(ann.image_ids[index])
@@ -155,8 +163,8 @@ def render_image(ann: synth.SplitAnnotations, index: int, seed: int, quality: in
 
 
 @functools.lru_cache(maxsize=3)
-def _split(split: str, n_images: int, seed: int) -> synth.SplitAnnotations:
-    return synth.generate_split(split, n_images, seed)
+def _split(split: str, n_images: int, seed: int) -> SplitAnnotations:
+    return generate_split(split, n_images, seed)
 
 
 def _render_range(task: tuple[str, int, int, int, int]) -> list[bytes]:
@@ -181,11 +189,11 @@ def write_synthetic_images(
     Returns:
         {"root", "seed", "splits": {split: {"images", "bytes"}}, "images", "seconds"}.
     """
-    sizes = dict(synth.DEFAULT_IMAGES_PER_SPLIT if images_per_split is None else images_per_split)
-    counts_ok = all(n >= 0 for n in sizes.values()) and set(sizes) <= set(synth.SPLITS)
+    sizes = dict(DEFAULT_IMAGES_PER_SPLIT if images_per_split is None else images_per_split)
+    counts_ok = all(n >= 0 for n in sizes.values()) and set(sizes) <= set(SPLITS)
     if seed < 0 or workers < 1 or not counts_ok:
         raise ValueError(
-            f"need seed >= 0, workers >= 1 and image counts >= 0 for {synth.SPLITS}; "
+            f"need seed >= 0, workers >= 1 and image counts >= 0 for {SPLITS}; "
             f"got {seed}, {workers}, {sizes}"
         )
     started = time.perf_counter()

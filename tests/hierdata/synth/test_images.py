@@ -1,4 +1,4 @@
-"""Tests of hierdata.synth_images: sizes, determinism, decodable JPEGs, and that each label's box
+"""Tests of hierdata.synth.images: sizes, determinism, decodable JPEGs, and that each label's box
 shows its own drawing, parts above objects, groups as several figures.
 """
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from hierdata import io, synth
-from hierdata.synth_images import image_size, render_image, write_synthetic_images
+from hierdata.synth import image_size, render_image, write_synthetic_images
 
 NAMES = [label.name for label in synth.TAXONOMY]
 CENTRE = (0.3, 0.7, 0.2, 0.8)  # XMin, XMax, YMin, YMax

@@ -1,20 +1,14 @@
-"""Drawings for the synthetic photos of `hierdata.synth_images`: primitives and one per label.
-
-Rectangles, a canvas with per-box colour jitter, shared texture tiles, palettes, and `DRAWINGS`.
+"""One drawing per label of the synthetic taxonomy (`DRAWINGS`), each filling its box on a
+Canvas with its own shape, palette and texture.
 """
 
-import functools
 import math
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-# Texture tiles: synth_images' largest image (640 x 480) plus room for a random offset.
-TILE = (704, 544)
+from hierdata.synth.canvas import Canvas, Colour, Rect, shade
 
-Colour = tuple[int, int, int]
 _CARS: tuple[Colour, ...] = ((180, 30, 35), (30, 70, 160), (190, 192, 196), (35, 35, 40))
 _CARS += ((235, 235, 230), (40, 120, 60), (230, 190, 40))
 _BUSES: tuple[Colour, ...] = ((240, 190, 30), (200, 40, 40), (40, 90, 170), (60, 140, 80))
@@ -22,8 +16,6 @@ _WALLS: tuple[Colour, ...] = ((225, 205, 165), (170, 80, 60), (240, 230, 150), (
 _ROOFS: tuple[Colour, ...] = ((150, 50, 40), (100, 70, 50), (80, 85, 95), (170, 90, 50))
 _DOORS: tuple[Colour, ...] = ((120, 70, 35), (150, 30, 35), (40, 90, 60), (40, 60, 120))
 _WOOD: tuple[Colour, ...] = ((160, 110, 60), (120, 75, 40), (190, 150, 100), (95, 60, 35))
-_SKIN: tuple[Colour, ...] = ((240, 200, 170), (210, 160, 120), (165, 115, 80), (110, 75, 50))
-_IRIS: tuple[Colour, ...] = ((110, 70, 30), (60, 120, 190), (70, 130, 70))
 _HAIR: tuple[Colour, ...] = ((40, 30, 25), (110, 70, 35), (200, 170, 100), (150, 60, 30))
 _CLOTHES: tuple[Colour, ...] = ((200, 50, 50), (50, 100, 180), (60, 150, 90), (230, 230, 230))
 _CLOTHES += ((240, 170, 40), (130, 60, 150), (60, 60, 70))
@@ -34,130 +26,6 @@ _BIRDS: tuple[Colour, ...] = ((90, 60, 40), (40, 40, 45), (60, 110, 190), (200, 
 _FLAGS = (((0, 85, 164), (255, 255, 255), (239, 65, 53)), ((0, 0, 0), (221, 0, 0), (255, 206, 0)))
 _FLAGS += (((0, 146, 70), (250, 250, 250), (206, 43, 55)), ((0, 90, 180), (250, 215, 0), (0, 0, 0)))
 _GLASS, _DARK, _SILVER = (125, 185, 240), (30, 30, 34), (200, 202, 208)
-
-
-class Rect(NamedTuple):
-    """A rectangle in pixels; x0 > x1 mirrors it, so `sub` then draws the shape flipped."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-
-    def sub(self, a: float, b: float, c: float, d: float) -> "Rect":
-        """The part from fraction a to b across and c to d down (synth's x0, x1, y0, y1)."""
-        return Rect(*self.pt(a, c), *self.pt(b, d))
-
-    def pt(self, fx: float, fy: float) -> tuple[float, float]:
-        return self.x0 + fx * (self.x1 - self.x0), self.y0 + fy * (self.y1 - self.y0)
-
-    @property
-    def xy(self) -> list[float]:
-        """[left, top, right, bottom] for PIL, whichever way the rectangle is mirrored."""
-        return [min(self.x0, self.x1), self.y0, max(self.x0, self.x1), self.y1]
-
-    @property
-    def side(self) -> float:
-        return min(abs(self.x1 - self.x0), self.y1 - self.y0)
-
-    def disc(self, scale: float = 1.0) -> "Rect":
-        """The centred square of side `scale` x the shorter side: discs stay round."""
-        (cx, cy), half = self.pt(0.5, 0.5), scale * self.side / 2
-        return Rect(cx - half, cy - half, cx + half, cy + half)
-
-    def mirrored(self) -> "Rect":
-        return Rect(self.x1, self.y0, self.x0, self.y1)
-
-
-Shape = str | list[tuple[float, float]]  # "rect" | "ellipse" | "rounded" | polygon in fractions
-
-
-def _outline(draw: ImageDraw.ImageDraw, r: Rect, shape: Shape, fill, outline=None, width=1):
-    """Draw `shape` filling `r` on `draw` (the image itself, or a mask when texturing)."""
-    if shape == "ellipse":
-        draw.ellipse(r.xy, fill, outline, width)
-    elif shape == "rect":
-        draw.rectangle(r.xy, fill, outline, width)
-    elif shape == "rounded":
-        draw.rounded_rectangle(r.xy, r.side * 0.22, fill, outline, width)
-    else:
-        draw.polygon([r.pt(fx, fy) for fx, fy in shape], fill, outline, width)
-
-
-class Canvas:
-    """One image being drawn: the picture, a draw handle on it, and the image's generator."""
-
-    def __init__(self, img: Image.Image, rng: np.random.Generator) -> None:
-        self.img, self.draw, self.rng = img, ImageDraw.Draw(img), rng
-        # One skin tone and iris colour per image, so faces match hands and eyes match.
-        self.skin, self.iris = self.pick(_SKIN, 0.05), self.pick(_IRIS)
-
-    def pick(self, palette: tuple[Colour, ...], spread: float = 0.12) -> Colour:
-        """A palette colour with per-channel jitter: the same label differs between boxes."""
-        base = np.asarray(palette[self.rng.integers(len(palette))], float)
-        jitter = base * self.rng.uniform(1 - spread, 1 + spread, 3) + self.rng.uniform(-8, 8)
-        return tuple(int(v) for v in np.clip(jitter, 0, 255))
-
-    def width(self, r: Rect, fraction: float = 0.06) -> int:
-        """An outline width in pixels, proportional to the rectangle, at least one."""
-        return max(1, round(fraction * r.side))
-
-    def shape(self, r: Rect, shape: Shape, fill, outline=None, width=1, texture=None) -> None:
-        """Fill `shape` in `r` with colour `fill` and draw its outline; texture (pattern name,
-        second colour) blends the two colours by that pattern instead of a flat fill."""
-        if texture is not None:
-            left, top = int(r.xy[0]), int(r.xy[1])
-            w, h = max(1, math.ceil(r.xy[2]) - left + 1), max(1, math.ceil(r.xy[3]) - top + 1)
-            pattern, second = texture
-            ox = int(self.rng.integers(0, TILE[0] - w + 1)) if w < TILE[0] else 0
-            oy = int(self.rng.integers(0, TILE[1] - h + 1)) if h < TILE[1] else 0
-            tile = patterns()[pattern].crop((ox, oy, ox + w, oy + h))
-            surface = Image.composite(
-                Image.new("RGB", (w, h), second), Image.new("RGB", (w, h), fill), tile
-            )
-            mask = Image.new("L", (w, h), 0)
-            local = Rect(r.x0 - left, r.y0 - top, r.x1 - left, r.y1 - top)
-            _outline(ImageDraw.Draw(mask), local, shape, 255)
-            self.img.paste(surface, (left, top), mask)
-            fill = None
-        if fill is not None or outline is not None:
-            _outline(self.draw, r, shape, fill, outline, width)
-
-
-def shade(colour, factor: float = 1.0) -> Colour:
-    """`colour` times `factor`, as ints clipped to [0, 255]."""
-    return tuple(int(min(255, max(0, c * factor))) for c in colour)
-
-
-@functools.cache
-def patterns() -> dict[str, Image.Image]:
-    """Grey-level tiles (TILE) that blend a surface's two colours, 0 all first, 255 all second;
-    made once per process from a fixed generator, so every process draws the same pixels."""
-    rng = np.random.default_rng(20240917)
-    w, h = TILE
-    y, x = np.mgrid[0:h, 0:w]
-
-    def smooth(cell: int) -> np.ndarray:  # value noise in [0, 1], features ~cell pixels
-        coarse = (rng.random((h // cell + 2, w // cell + 2)) * 255).astype(np.uint8)
-        return np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC), float) / 255
-
-    fine, blotch = rng.random((h, w)), smooth(24)
-    brick_row, shingle_row = y // 12, y // 9
-    tiles = {
-        "noise": 0.75 * blotch + 0.25 * fine,
-        "clouds": np.clip((smooth(48) - 0.55) * 3, 0, 1) * 0.9,
-        "grain": 0.5 + 0.35 * np.sin(y / 2.5 + 9 * smooth(40)) + 0.15 * fine - 0.1,
-        "bricks": np.maximum((y % 12 < 2), ((x + 14 * (brick_row % 2)) % 28 < 2)) * 0.8
-        + 0.2 * fine,
-        "shingles": np.maximum(y % 9 < 2, (x + 8 * (shingle_row % 2)) % 16 < 2) * 0.7
-        + 0.3 * blotch,
-        "checks": ((x // 14 + y // 14) % 2) * 0.9 + 0.1 * fine,
-        "stripes": (x % 26 < 9) * 0.55 + 0.3 * blotch,
-        "planks": np.maximum(y % 22 < 2, (x + 97 * (y // 22)) % 150 < 2) * 0.7
-        + 0.3 * (0.5 + 0.5 * np.sin(y / 1.7 + 6 * blotch)),
-        "gloss": np.clip(np.abs(y % 120 - 60) / 60 * 0.8 + 0.2 * blotch, 0, 1),
-    }
-    return {k: Image.fromarray(np.clip(v * 255, 0, 255).astype(np.uint8)) for k, v in tiles.items()}
 
 
 # One drawing per label, filling its box. Each takes the canvas and the box in pixels.
