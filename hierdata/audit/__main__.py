@@ -11,13 +11,13 @@ from collections.abc import Sequence
 
 from hierdata.audit.report import build_report
 from hierdata.errors import run_command
-from schemas.report_layout import ReportLayout
+from schemas.report_layout import STATS_JSON, ReportLayout
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m hierdata.audit",
-        description="Write an audit report (HTML, PNG plots, stats.json) under OUTPUT/report/.",
+        description=f"Write an audit report (HTML, PNG plots, {STATS_JSON}) under OUTPUT/report/.",
     )
     parser.add_argument("output", help="pipeline output root (local path or fsspec URL)")
     parser.add_argument(
