@@ -15,7 +15,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipelines.build_hier_openimages import run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_dataflow_dry_run_builds_the_job(shared_data):

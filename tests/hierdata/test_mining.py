@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from hierdata import mining
 from hierdata.mining import index_boxes, mine_pairs
 from schemas import BOXES, PAIRS, ROWS
+from tests.conftest import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 FILE = "validation-annotations-bbox.csv"
 
 

@@ -20,7 +20,7 @@ from PIL import Image
 from hierdata import outputs, synth
 from pipelines.build_hier_openimages import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SIZES = {"train": 240, "validation": 60, "test": 60}
 LOW = ["--min_pair_frequency", "10", "--min_pair_proportion", "0.1"]
 

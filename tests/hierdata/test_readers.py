@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from hierdata import io, readers
 from hierdata.errors import InputError
 from schemas.tables import REJECTS, ROWS
+from tests.conftest import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 V3 = DATA / "openimages-v3-head"
 V4_META = DATA / "openimages-v4-meta"
 V4_SAMPLED = DATA / "openimages-v4-sampled"
