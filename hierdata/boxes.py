@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.tables import REJECTS, ROWS
+from schemas.tables import IMAGE_ID_PATTERN, REJECTS, ROWS
 
 REJECT_REASONS = (
     "column_count",
@@ -48,7 +48,7 @@ COLUMNS = ("ImageID", "Source", "LabelName", "Confidence", *COORDINATES, *FLAGS)
 # The grammar of a number, as accepted by Arrow's string -> float64 cast minus inf/nan; no
 # surrounding whitespace, no digit separators ("1_0").
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-_IMAGE_ID = r"^[A-Za-z0-9_-]{1,128}$"
+_IMAGE_ID = f"^{IMAGE_ID_PATTERN}$"
 _BLANK = r"^\s*$"
 # Flag spellings -> value; "" is an absent value (unknown). "1.0" etc. come from pandas writing an
 # integer column that held a NaN.

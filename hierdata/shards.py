@@ -31,13 +31,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from hierdata.io import exists, filesystem, read_bytes, size
+from hierdata.io import exists, filesystem, size
 from hierdata.io import write_bytes as publish  # one whole file at once (atomic rename locally)
+from hierdata.outputs import read_shard_marker
 from schemas.layout import OutputLayout
 from schemas.sample import FIXED_MTIME, ROOT_KEY
+from schemas.tables import IMAGE_ID_PATTERN
 
 KEY_ENTRY = "__key__"
-_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")  # the ImageID rule: a file name and WebDataset key
+_KEY = re.compile(IMAGE_ID_PATTERN)  # a sample key is an ImageID: a file name and WebDataset key
 # Tar entry names inside a sample, in their fixed order: img.jpg, bNNN.jpg, xNNN.jpg, json.
 _ENTRY = re.compile(rf"(?P<root>{ROOT_KEY})\.jpg|(?P<kind>[bx])(?P<index>[0-9]{{3,}})\.jpg|json")
 _ENTRY_RANK = {"b": 1, "x": 2}
@@ -165,19 +167,6 @@ def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _tar_name(layout: OutputLayout, split: str, shard: int) -> str:
-    return layout.shard_name(split, shard) + ".tar"
-
-
-def _read_marker(url: str) -> dict | None:
-    if not exists(url):
-        return None
-    try:
-        return json.loads(read_bytes(url))
-    except ValueError:  # a marker from some other writer: treat the shard as incomplete
-        return None
-
-
 def write_shard(
     layout: OutputLayout, split: str, shard: int, samples: Iterable[tuple[str, Mapping[str, bytes]]]
 ) -> dict:
@@ -185,7 +174,7 @@ def write_shard(
 
     Args:
         layout: the output root.
-        split, shard: which shard (names from layout.shard_tar / shard_marker).
+        split, shard: which shard (named by layout.shard_tar_name; marker beside the tar).
         samples: (key, entries) as for build_tar; at least one.
     Returns:
         The marker: {"shard", "tar", "samples", "bytes", "sha256", "keys_first", "keys_last"}.
@@ -201,7 +190,7 @@ def write_shard(
     keys = sorted(key for key, _ in samples)
     marker = {
         "shard": shard,
-        "tar": _tar_name(layout, split, shard),
+        "tar": layout.shard_tar_name(split, shard),
         "samples": len(samples),
         "bytes": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
@@ -209,7 +198,7 @@ def write_shard(
         "keys_last": keys[-1],
     }
     tar_url, marker_url = layout.shard_tar(split, shard), layout.shard_marker(split, shard)
-    previous = _read_marker(marker_url)
+    previous = read_shard_marker(tar_url)
     if previous == marker and exists(tar_url) and size(tar_url) == len(data):
         return marker
     if previous is not None or exists(marker_url):
@@ -224,14 +213,18 @@ def write_sizes(layout: OutputLayout, split: str, markers: Iterable[Mapping[str,
     """Write sizes.json for a split: {shard tar file name: sample count}, sorted by name."""
     sizes: dict[str, int] = {}
     for marker in markers:
-        name = _tar_name(layout, split, int(marker["shard"]))
+        name = layout.shard_tar_name(split, int(marker["shard"]))
         if name in sizes:
             raise ValueError(f"two markers for shard {name}")
         sizes[name] = int(marker["samples"])
     publish(layout.shard_sizes(split), _json_bytes(dict(sorted(sizes.items()))))
 
 
-def read_sizes(layout: OutputLayout, split: str) -> dict[str, int]:
-    """sizes.json of a split; InputError when it is missing."""
-    sizes = json.loads(read_bytes(layout.shard_sizes(split)))
-    return {str(name): int(count) for name, count in sorted(sizes.items())}
+def split_summary(markers: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """run.json's "shards" entry of a split from its markers: shards, samples and tar bytes."""
+    markers = list(markers)
+    return {
+        "shards": len(markers),
+        "samples": sum(int(marker["samples"]) for marker in markers),
+        "bytes": sum(int(marker["bytes"]) for marker in markers),
+    }

@@ -3,6 +3,8 @@
 One sample per source image, key = ImageID; entries img.jpg, bNNN.jpg, xNNN.jpg and json.
 """
 
+from schemas.tables import IMAGE_ID_PATTERN
+
 ROOT_KEY = "img"  # the whole image: parent of every image_box and cross_image pair
 KINDS = ("image_box", "box_box", "cross_image")
 FIXED_MTIME = 0  # every tar entry's mtime, so reruns are byte-identical
@@ -59,7 +61,7 @@ SAMPLE_METADATA = {
     "type": "object",
     "required": ["image_id", "split", "width", "height", "labels", "boxes", "cross", "pairs"],
     "properties": {
-        "image_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+        "image_id": {"type": "string", "pattern": f"^{IMAGE_ID_PATTERN}$"},
         "split": {"type": "string"},
         "width": {"type": "integer"},  # source image as stored, pixels (EXIF orientation ignored)
         "height": {"type": "integer"},

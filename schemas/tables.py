@@ -8,11 +8,16 @@ import pyarrow as pa
 # Is* flags: 1 true, 0 false, -1 unknown (column absent, e.g. the V3 train file).
 _FLAG = pa.int8()
 
+# The ImageID rule (DESIGN "Boxes"), unanchored: an image_id becomes a file name and the
+# WebDataset key of its sample, so no dots, slashes or spaces. Match it whole (fullmatch, or
+# wrapped in ^...$).
+IMAGE_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
+
 # Validated annotation rows, before grouping by image: one row per accepted input line.
 ROWS = pa.schema(
     [
         pa.field("split", pa.string(), nullable=False),
-        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),  # matches IMAGE_ID_PATTERN
         pa.field("label", pa.string(), nullable=False),
         pa.field("source", pa.string()),  # null when the file has no Source column
         pa.field("confidence", pa.float32()),  # null when the file has no Confidence column
@@ -70,7 +75,7 @@ PAIRS = pa.schema(
 )
 CANDIDATES = PAIRS
 
-# Partial statistics, summed across batches (CombinePerKey in the pipeline).
+# Partial statistics, summed across batches (stats.LabelPairCounts).
 PAIR_COUNTS = pa.schema(
     [
         pa.field("parent_label", pa.string(), nullable=False),

@@ -18,12 +18,13 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from hierdata import shards
 from hierdata.errors import InputError
+from hierdata.outputs import read_sizes
 from hierdata.shards import (
     build_tar,
     encode_sample,
-    read_sizes,
     shard_count,
     shard_of,
+    split_summary,
     write_shard,
     write_sizes,
 )
@@ -288,13 +289,20 @@ def test_sizes_json_maps_tar_names_to_counts(tmp_path: Path) -> None:
         write_shard(layout, "train", 0, SAMPLES[1:]),
     ]
     write_sizes(layout, "train", markers)
-    assert read_sizes(layout, "train") == {"train-000000.tar": 2, "train-000001.tar": 1}
+    assert read_sizes(layout.shards_dir("train")) == {"train-000000.tar": 2, "train-000001.tar": 1}
+    assert [m["tar"] for m in markers] == ["train-000001.tar", "train-000000.tar"]
+    assert split_summary(markers) == {
+        "shards": 2,
+        "samples": 3,
+        "bytes": sum(Path(layout.shard_tar("train", i)).stat().st_size for i in (0, 1)),
+    }
+    assert split_summary([]) == {"shards": 0, "samples": 0, "bytes": 0}
     text = Path(layout.shard_sizes("train")).read_text()
     assert text.index("train-000000") < text.index("train-000001")
     with pytest.raises(ValueError, match="two markers"):
         write_sizes(layout, "train", [markers[0], markers[0]])
     with pytest.raises(InputError):
-        read_sizes(layout, "validation")
+        read_sizes(layout.shards_dir("validation"))
 
 
 def test_empty_shard_is_an_error(tmp_path: Path) -> None:
