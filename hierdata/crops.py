@@ -44,6 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from hierdata import io as files
+from hierdata.errors import InputError
 from schemas.sample import ROOT_KEY
 
 _MAX_DRAFT_SCALE = 8  # libjpeg decodes at 1/2, 1/4 or 1/8 of full size
@@ -55,14 +57,21 @@ _PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBo
 class ImageError(Exception):
     """A source image that cannot be used: recorded with its reason, never a crash.
 
-    Reasons: "image_corrupt" (not a decodable image), "image_truncated" (empty, or the data
-    ends early), "image_unsupported" (a recognised format or size that cannot be decoded).
+    Reasons: "image_missing" (no such file), "image_corrupt" (not a decodable image),
+    "image_truncated" (empty, or the data ends early), "image_unsupported" (a recognised format
+    or size that cannot be decoded).
     """
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+    def reject_row(self, split: str, url: str, image_id: str) -> dict:
+        """This error as a schemas.REJECTS row: file = the image URL, line 0, raw = "ID: detail"
+        cut to 1000 characters."""
+        raw = f"{image_id}: {self.detail}"[:1000]
+        return {"split": split, "file": url, "line": 0, "reason": self.reason, "raw": raw}
 
 
 @dataclass(frozen=True)
@@ -283,3 +292,18 @@ def render_crops(
         key: _jpeg(_render(decoded, rectangle, size, scale, max(int(level), scale)), quality)
         for key, rectangle, size, level in outputs
     }, (width, height)
+
+
+def render_file(
+    url: str, requests: Sequence[CropRequest], crop_size: int, quality: int
+) -> tuple[dict[str, bytes], tuple[int, int]]:
+    """render_crops of the image file at `url` (local path or fsspec URL).
+
+    Raises:
+        ImageError: "image_missing" when there is no such file, else as render_crops.
+    """
+    try:
+        data = files.read_bytes(url)
+    except InputError as err:
+        raise ImageError("image_missing", str(err)) from err
+    return render_crops(data, requests, crop_size, quality)

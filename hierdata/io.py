@@ -10,6 +10,8 @@ import uuid
 from typing import Any
 
 import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from hierdata.errors import InputError
@@ -86,6 +88,13 @@ def write_bytes(url: str, data: bytes) -> None:
 
 def write_json(url: str, obj: Any) -> None:
     write_bytes(url, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def write_parquet(url: str, table: pa.Table) -> None:
+    """Publish a table as one zstd-compressed Parquet file (whole, as write_bytes does)."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    write_bytes(url, buffer.getvalue().to_pybytes())
 
 
 def remove_tree(url: str) -> None:

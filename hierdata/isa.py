@@ -3,9 +3,12 @@
 Edges are (parent, child, relation) as hierdata.readers.read_hierarchy yields them.
 """
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 import networkx as nx
+import pyarrow as pa
+
+from hierdata import stats
 
 SUBCATEGORY = "Subcategory"
 PART = "Part"
@@ -102,3 +105,28 @@ def official_part_agreement(
         **lists,
         "counts": {name: len(pairs) for name, pairs in lists.items()},
     }
+
+
+def label_pair_agreement(
+    label_pairs: pa.Table,
+    edges: Sequence[tuple[str, str, str]],
+    min_pair_frequency: int,
+    min_pair_proportion: float,
+) -> dict | None:
+    """run.json's "official_hierarchy": official_part_agreement of a run's statistics.
+
+    Args:
+        label_pairs: schemas.LABEL_PAIRS of the run.
+        edges: the hierarchy's (parent, child, relation) triples; empty when the run had none.
+        min_pair_frequency, min_pair_proportion: the run's thresholds, to tell which is-a pairs
+            the guard blocked (stats.isa_blocked_pairs).
+    Returns:
+        The agreement dict, or None without a hierarchy.
+    """
+    if not edges:
+        return None
+    return official_part_agreement(
+        stats.accepted_label_pairs(label_pairs),
+        edges,
+        stats.isa_blocked_pairs(label_pairs, min_pair_frequency, min_pair_proportion),
+    )

@@ -7,7 +7,7 @@ import csv
 import io as textio
 import json
 import posixpath
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -217,6 +217,12 @@ def count_lines(chunk: Chunk) -> int:
     return data.count(b"\n", 0, max(len(data) - 1, 0))
 
 
+def first_line(chunk: Chunk, line_counts: Mapping[tuple[str, int], int]) -> int:
+    """1-based line number of the chunk's first line: 2 (the header is line 1) plus the lines
+    of the chunks before it in its file (line_counts: count_lines by (url, index))."""
+    return 2 + sum(line_counts[(chunk.url, index)] for index in range(chunk.index))
+
+
 def _chunk_text(chunk: Chunk) -> bytes:
     """The bytes of every line starting in the chunk, the last one read to its end."""
     data = _read_with_previous_byte(chunk)
@@ -371,12 +377,12 @@ def _batches(body: bytes, batch_bytes: int = _BATCH_BYTES) -> list[bytes]:
 def read_boxes_file(
     url: str, split: str, labels: Collection[str], chunk_bytes: int = 64 << 20
 ) -> tuple[pa.Table, pa.Table]:
-    """Read a whole bbox CSV in-process: header, every chunk, line numbers by prefix sum."""
+    """Read a whole bbox CSV in-process: header, every chunk, line numbers as the pipeline's."""
     header = read_header(url)
     chunks = plan_chunks(url, split, header, chunk_bytes)
-    first_lines = 2 + np.cumsum([0] + [count_lines(chunk) for chunk in chunks[:-1]])
+    line_counts = {(chunk.url, chunk.index): count_lines(chunk) for chunk in chunks}
     known = pa.array(list(labels), pa.string())
-    parts = [read_chunk(c, header, int(f), known) for c, f in zip(chunks, first_lines, strict=True)]
+    parts = [read_chunk(c, header, first_line(c, line_counts), known) for c in chunks]
     rows = pa.concat_tables([ROWS.empty_table(), *(rows for rows, _ in parts)])
     rejects = pa.concat_tables([REJECTS.empty_table(), *(rejects for _, rejects in parts)])
     return rows, rejects

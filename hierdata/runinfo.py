@@ -1,4 +1,5 @@
-"""The run record: input fingerprints, library versions, per-split counts and the reject bound.
+"""The run record: input fingerprints, library versions, per-split counts, the reject bound and
+the record's final form (status, error, summaries).
 
 Counts are nested dicts of ints ({stage: {split: n}} or {"rejects": {split: {reason: n}}}) that
 sum across bundles with `merge_counts`, so any runner can combine them.
@@ -11,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 
+import numpy as np
 import pyarrow as pa
 
 from hierdata.errors import RejectBoundExceeded
@@ -73,6 +75,28 @@ def count_per_split(table: pa.Table, distinct: str | None = None) -> dict[str, i
     return dict(zip(grouped["split"].to_pylist(), counts.to_pylist(), strict=True))
 
 
+def read_counts(split: str, rows: pa.Table, rejects: pa.Table) -> dict:
+    """The counts of one read CSV chunk: data lines, valid rows, rejects by reason.
+
+    Args:
+        split: the chunk's split.
+        rows, rejects: schemas.ROWS and schemas.REJECTS of the chunk (every line in one).
+    Returns:
+        {"lines": {split: n}, "rows": {split: n}, "rejects": {split: {reason: n}}}.
+    """
+    by_reason: dict[str, int] = {}
+    if rejects.num_rows:
+        reasons, counts = np.unique(
+            rejects.column("reason").to_numpy(zero_copy_only=False), return_counts=True
+        )
+        by_reason = {str(r): int(n) for r, n in zip(reasons, counts, strict=True)}
+    return {
+        "lines": {split: rows.num_rows + rejects.num_rows},
+        "rows": {split: rows.num_rows},
+        "rejects": {split: by_reason},
+    }
+
+
 def merge_counts(left: Mapping, right: Mapping) -> dict:
     """Sum two nested count dicts key by key (leaves are ints)."""
     merged = dict(left)
@@ -116,6 +140,64 @@ def check_reject_bound(counts: Mapping, max_reject_fraction: float) -> None:
         f"--max_reject_fraction {max_reject_fraction:.2%}); worst reasons: {reasons}; "
         f"see tables/rejects"
     )
+
+
+def start_record(
+    options: Mapping, runner: str, input_urls: Iterable[str], chunks: int, image_buckets: int
+) -> dict:
+    """run.json as the launcher writes it down before the run starts.
+
+    Args:
+        options: the resolved options (config.as_dict()).
+        runner: the runner's name.
+        input_urls: every input file read (fingerprinted here).
+        chunks, image_buckets: how the work was cut.
+    """
+    return {
+        "started_at": now(),
+        "started_epoch": time.time(),
+        "options": options,
+        "runner": runner,
+        "versions": versions(),
+        "inputs": [fingerprint(url) for url in input_urls],
+        "chunks": chunks,
+        "image_buckets": image_buckets,
+    }
+
+
+def image_reject_summary(rejects: Iterable[Mapping]) -> dict[str, dict[str, int]]:
+    """run.json's "image_rejects": {split: {reason: images}} of schemas.REJECTS rows (dicts)."""
+    summary: dict[str, dict[str, int]] = {}
+    for row in rejects:
+        per_split = summary.setdefault(row["split"], {})
+        per_split[row["reason"]] = per_split.get(row["reason"], 0) + 1
+    return summary
+
+
+def final_record(
+    started: Mapping,
+    counts: Mapping,
+    max_reject_fraction: float,
+    summaries: Mapping[str, object],
+) -> tuple[dict, RejectBoundExceeded | None]:
+    """run.json as the run ends: the launcher's record with counts, summaries and status.
+
+    Args:
+        started: the record the launcher wrote down (options, versions, inputs, started_epoch).
+        counts: the summed counts of every stage.
+        max_reject_fraction: the reject bound (check_reject_bound).
+        summaries: stage summaries by run.json key ("label_pairs", "label_tree", ...).
+    Returns:
+        (record, error): status "succeeded" and error None, or status "failed" with the
+        error's text in "error" and the RejectBoundExceeded the run must raise.
+    """
+    record = dict(started, counts=counts, finished_at=now(), **summaries)
+    record["elapsed_seconds"] = round(time_since(started["started_epoch"]), 3)
+    try:
+        check_reject_bound(counts, max_reject_fraction)
+    except RejectBoundExceeded as err:
+        return dict(record, status="failed", error=str(err)), err
+    return dict(record, status="succeeded"), None
 
 
 def time_since(epoch: float) -> float:

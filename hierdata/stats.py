@@ -1,9 +1,11 @@
 """Label-pair statistics: how often label P contains label C, and which pairs are accepted.
 
-Counts are additive (partial tables from many batches sum to the whole), so Beam combines them.
+Counts are additive: `LabelPairCounts` of disjoint batches of images sum to the counts of the
+whole, so any runner can combine them in any grouping.
 """
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -98,6 +100,73 @@ def _sum_by(table: pa.Table, keys: list[str], values: list[str]) -> pa.Table:
     return summed.rename_columns([name.removesuffix("_sum") for name in summed.column_names])
 
 
+def in_splits(table: pa.Table, splits: Collection[str]) -> pa.Table:
+    """The rows of `table` (any table with a "split" column) whose split is in `splits`."""
+    return table.filter(pc.is_in(table.column("split"), value_set=pa.array(splits, pa.string())))
+
+
+def _canonical(table: pa.Table, schema: pa.Schema, values: list[str]) -> pa.Table:
+    """One row per key (the schema's other columns), values summed, sorted by key."""
+    keys = [name for name in schema.names if name not in values]
+    summed = _sum_by(table, keys, values).select(schema.names).cast(schema)
+    return summed.sort_by([(name, "ascending") for name in keys])
+
+
+@dataclass(frozen=True)
+class LabelPairCounts:
+    """The additive part of the label-pair statistics of a set of images.
+
+    `pairs` is schemas.PAIR_COUNTS (frequency, parents_with_child per label pair) and `labels`
+    is schemas.LABEL_COUNTS (kept boxes per label), each with one row per key, sorted. Counts
+    of disjoint sets of images add up (`a + b`, `LabelPairCounts.merge`), and `to_label_pairs`
+    turns the total into the statistics table.
+    """
+
+    pairs: pa.Table
+    labels: pa.Table
+
+    @classmethod
+    def of_images(
+        cls, boxes: pa.Table, candidates: pa.Table, splits: Collection[str] | None = None
+    ) -> "LabelPairCounts":
+        """Counts of some whole images.
+
+        Args:
+            boxes: schemas.BOXES of whole images (every box of each image present).
+            candidates: schemas.PAIRS box ⊃ box candidates of the same images.
+            splits: count only these splits (the stats splits); None counts every split.
+        """
+        if splits is not None:
+            boxes, candidates = in_splits(boxes, splits), in_splits(candidates, splits)
+        return cls(pair_counts(candidates), label_counts(boxes))
+
+    @classmethod
+    def merge(cls, parts: Iterable["LabelPairCounts"]) -> "LabelPairCounts":
+        """The sum of any number of counts (none gives empty counts), in one pass."""
+        parts = list(parts)
+        pairs = pa.concat_tables([PAIR_COUNTS.empty_table(), *(part.pairs for part in parts)])
+        labels = pa.concat_tables([LABEL_COUNTS.empty_table(), *(part.labels for part in parts)])
+        return cls(
+            _canonical(pairs, PAIR_COUNTS, ["frequency", "parents_with_child"]),
+            _canonical(labels, LABEL_COUNTS, ["kept_boxes"]),
+        )
+
+    def __add__(self, other: "LabelPairCounts") -> "LabelPairCounts":
+        return LabelPairCounts.merge([self, other])
+
+    def to_label_pairs(
+        self,
+        names: Mapping[str, str],
+        min_pair_frequency: int,
+        min_pair_proportion: float,
+        isa_pairs: Collection[tuple[str, str]] = (),
+    ) -> pa.Table:
+        """schemas.LABEL_PAIRS of these counts: see label_pair_stats for the arguments."""
+        return label_pair_stats(
+            self.pairs, self.labels, names, min_pair_frequency, min_pair_proportion, isa_pairs
+        )
+
+
 def _display_names(labels: pa.ChunkedArray, names: Mapping[str, str]) -> pa.Array:
     """Display name of each label id, or the id itself when `names` lacks it."""
     ids = pa.array(list(names.keys()), pa.string())
@@ -185,3 +254,33 @@ def filter_accepted(candidates: pa.Table, accepted: Collection[tuple[str, str]])
     keys = _pair_keys(candidates.column("parent_label"), candidates.column("child_label"))
     keep = pc.fill_null(pc.is_in(keys, value_set=_key_set(accepted)), False)
     return candidates.filter(keep)
+
+
+def isa_blocked_pairs(
+    label_pairs: pa.Table, min_pair_frequency: int, min_pair_proportion: float
+) -> list[tuple[str, str]]:
+    """The (parent_label, child_label) pairs of a schemas.LABEL_PAIRS table that pass both
+    thresholds but are refused as is-a pairs, in table order."""
+    passing = passes_thresholds(
+        label_pairs.column("frequency"),
+        label_pairs.column("proportion"),
+        min_pair_frequency,
+        min_pair_proportion,
+    )
+    blocked = label_pairs.filter(pa.array(passing & np.asarray(label_pairs.column("isa"), bool)))
+    return list(
+        zip(
+            blocked.column("parent_label").to_pylist(),
+            blocked.column("child_label").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def label_pair_summary(label_pairs: pa.Table) -> dict[str, int]:
+    """run.json's "label_pairs": candidate, accepted and is-a label pairs of a LABEL_PAIRS table."""
+    return {
+        "candidate_label_pairs": label_pairs.num_rows,
+        "accepted_label_pairs": int(pc.sum(label_pairs.column("accepted")).as_py() or 0),
+        "isa_label_pairs": int(pc.sum(label_pairs.column("isa")).as_py() or 0),
+    }

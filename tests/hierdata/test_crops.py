@@ -302,3 +302,29 @@ def test_oversized_image_is_unsupported(
 def test_crop_keys_must_be_unique_and_not_the_root(photo_bytes: bytes, keys: list[str]) -> None:
     with pytest.raises(ValueError, match="unique"):
         render_crops(photo_bytes, [CropRequest(key, 0.1, 0.2, 0.1, 0.2) for key in keys], 256, 90)
+
+
+def test_render_file_reads_the_image_and_names_a_missing_one(tmp_path: Path) -> None:
+    source = Image.new("RGB", (40, 30), (10, 200, 30))
+    buffer = io.BytesIO()
+    source.save(buffer, "PNG")
+    (tmp_path / "a.png").write_bytes(buffer.getvalue())
+    request = [CropRequest("b000", 0.0, 0.5, 0.0, 0.5)]
+    got = crops.render_file(str(tmp_path / "a.png"), request, 16, 90)
+    assert got == render_crops(buffer.getvalue(), request, 16, 90)
+    with pytest.raises(ImageError) as caught:
+        crops.render_file(str(tmp_path / "b.png"), request, 16, 90)
+    assert caught.value.reason == "image_missing" and "b.png" in caught.value.detail
+
+
+def test_image_error_as_a_reject_row() -> None:
+    error = ImageError("image_truncated", "x" * 2000)
+    row = error.reject_row("validation", "gs://b/validation/abc.jpg", "abc")
+    assert row == {
+        "split": "validation",
+        "file": "gs://b/validation/abc.jpg",
+        "line": 0,
+        "reason": "image_truncated",
+        "raw": ("abc: " + "x" * 2000)[:1000],
+    }
+    assert len(row["raw"]) == 1000

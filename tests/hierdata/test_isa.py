@@ -6,10 +6,18 @@ Label ids of the real hierarchy were checked against its class-descriptions-boxa
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from hierdata import readers, synth
-from hierdata.isa import isa_pairs, official_part_agreement, official_part_pairs
+from hierdata.isa import (
+    isa_pairs,
+    label_pair_agreement,
+    official_part_agreement,
+    official_part_pairs,
+)
+from hierdata.stats import label_pair_stats
+from schemas import LABEL_COUNTS, PAIR_COUNTS
 
 ENTITY = "/m/0bl9f"  # the root of the real hierarchy; no class row, no boxes
 PERSON, WOMAN, MAN = "/m/01g317", "/m/03bt1vf", "/m/04yx4"
@@ -126,6 +134,27 @@ def test_official_part_agreement_report() -> None:
     report = official_part_agreement([("b", "d")], HAND_EDGES)
     assert report["official_not_accepted"] == [["b", "c"], ["d", "e"]]
     assert json.loads(json.dumps(report)) == report
+
+
+def test_label_pair_agreement_of_a_statistics_table() -> None:
+    counts = pa.Table.from_pylist(
+        [
+            {"parent_label": "b", "child_label": "c", "frequency": 9, "parents_with_child": 5},
+            {"parent_label": "q", "child_label": "a", "frequency": 9, "parents_with_child": 5},
+            {"parent_label": "b", "child_label": "a", "frequency": 1, "parents_with_child": 1},
+        ],
+        schema=PAIR_COUNTS,
+    )
+    labels = pa.Table.from_pylist(
+        [{"label": "b", "kept_boxes": 10}, {"label": "q", "kept_boxes": 10}], schema=LABEL_COUNTS
+    )
+    guarded = isa_pairs(HAND_EDGES)
+    table = label_pair_stats(counts, labels, {}, 5, 0.1, guarded)
+    report = label_pair_agreement(table, HAND_EDGES, 5, 0.1)
+    assert report["accepted_official_part"] == [["b", "c"]]
+    # (q, a) passes both thresholds and is refused as is-a; (b, a) is is-a but too rare.
+    assert report["isa_blocked"] == [["q", "a"]]
+    assert label_pair_agreement(table, [], 5, 0.1) is None
 
 
 def test_real_official_part_agreement(real) -> None:

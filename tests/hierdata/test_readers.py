@@ -364,6 +364,21 @@ def test_chunking_never_changes_rows_or_line_numbers(
         assert raw == lines[number - 2]
 
 
+def test_first_line_numbers_follow_the_chunks_before(tmp_path):
+    path = tmp_path / "b.csv"
+    write_lines(path, LINES, "\n", True)
+    header = readers.read_header(str(path))
+    chunks = readers.plan_chunks(str(path), "train", header, chunk_bytes=60)
+    counts = {(c.url, c.index): readers.count_lines(c) for c in chunks}
+    firsts = [readers.first_line(c, counts) for c in chunks]
+    assert firsts[0] == 2  # the header is line 1
+    assert firsts == [2 + sum(counts[(str(path), i)] for i in range(k)) for k in range(len(chunks))]
+    for chunk, first in zip(chunks, firsts, strict=True):
+        rows, rejects = readers.read_chunk(chunk, header, first, {"/m/1"})
+        numbers = rows["line"].to_pylist() + rejects["line"].to_pylist()
+        assert not numbers or min(numbers) == first
+
+
 def test_plan_chunks_cover_the_data_contiguously(tmp_path):
     path = tmp_path / "b.csv"
     write_lines(path, LINES, "\n", True)

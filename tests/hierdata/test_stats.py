@@ -1,4 +1,5 @@
-"""Label-pair statistics: counts on hand cases, both thresholds, partial sums, is-a guard."""
+"""Label-pair statistics: counts on hand cases, both thresholds, partial sums (LabelPairCounts),
+is-a guard, the run record's summaries."""
 
 import random
 from typing import Any
@@ -9,10 +10,14 @@ import pytest
 
 from hierdata.mining import index_boxes, mine_pairs
 from hierdata.stats import (
+    LabelPairCounts,
     accepted_label_pairs,
     filter_accepted,
+    in_splits,
+    isa_blocked_pairs,
     label_counts,
     label_pair_stats,
+    label_pair_summary,
     pair_counts,
 )
 from schemas import LABEL_COUNTS, LABEL_PAIRS, PAIR_COUNTS, PAIRS, ROWS
@@ -158,8 +163,9 @@ def test_isa_pairs_never_accepted() -> None:
     assert accepted_label_pairs(stats) == frozenset({(CAR, DOOR)})
 
 
-def test_partial_counts_sum_to_whole() -> None:
-    rng = random.Random(3)
+def random_images(seed: int = 3) -> pa.Table:
+    """schemas.BOXES of 60 images i00..i59 with 1-8 boxes of four labels each."""
+    rng = random.Random(seed)
     labels = [CAR, WHEEL, DOOR, "/m/0199g"]
     rows = []
     for image in range(60):
@@ -169,7 +175,11 @@ def test_partial_counts_sum_to_whole() -> None:
             rows.append(
                 box(rng.choice(labels), x0, x0 + size, y0, y0 + size, f"i{image:02d}", line + 2)
             )
-    boxes = index_boxes(pa.Table.from_pylist(rows, schema=ROWS), min_box_area=0.01)
+    return index_boxes(pa.Table.from_pylist(rows, schema=ROWS), min_box_area=0.01)
+
+
+def test_partial_counts_sum_to_whole() -> None:
+    boxes = random_images()
     _, candidates = mine_pairs(boxes)
     thresholds = {"min_pair_frequency": 5, "min_pair_proportion": 0.1}
     whole = label_pair_stats(pair_counts(candidates), label_counts(boxes), {}, **thresholds)
@@ -228,3 +238,81 @@ def test_empty_inputs_give_empty_tables() -> None:
     stats = label_pair_stats(counts, labels, NAMES)
     assert stats.schema == LABEL_PAIRS and stats.num_rows == 0
     assert accepted_label_pairs(stats) == frozenset()
+
+
+def _image_batch(table: pa.Table, batch: range) -> pa.Table:
+    images = pa.array([f"i{k:02d}" for k in batch])
+    return table.filter(pc.is_in(table["image_id"], value_set=images))
+
+
+def test_label_pair_counts_of_batches_add_up_to_the_whole() -> None:
+    boxes = random_images()
+    _, candidates = mine_pairs(boxes)
+    whole = LabelPairCounts.of_images(boxes, candidates)
+    assert whole.pairs.equals(pair_counts(candidates))
+    assert whole.labels.equals(label_counts(boxes))
+    parts = [
+        LabelPairCounts.of_images(_image_batch(boxes, b), _image_batch(candidates, b))
+        for b in (range(40, 60), range(0, 17), range(17, 40))
+    ]
+    for total in (LabelPairCounts.merge(parts), parts[2] + parts[0] + parts[1]):
+        assert total.pairs.equals(whole.pairs) and total.labels.equals(whole.labels)
+    thresholds = (NAMES, 5, 0.1)
+    assert (
+        LabelPairCounts.merge(parts)
+        .to_label_pairs(*thresholds)
+        .equals(label_pair_stats(pair_counts(candidates), label_counts(boxes), *thresholds))
+    )
+
+
+def test_label_pair_counts_merge_sums_equal_keys_and_sorts() -> None:
+    a = LabelPairCounts(counts_table((CAR, WHEEL, 3, 1), (CAR, DOOR, 1, 1)), label_table((CAR, 2)))
+    b = LabelPairCounts(counts_table((CAR, WHEEL, 2, 2)), label_table((WHEEL, 4), (CAR, 1)))
+    total = a + b
+    assert total.pairs.to_pylist() == [
+        {"parent_label": CAR, "child_label": DOOR, "frequency": 1, "parents_with_child": 1},
+        {"parent_label": CAR, "child_label": WHEEL, "frequency": 5, "parents_with_child": 3},
+    ]
+    assert total.labels.to_pylist() == [  # sorted by label id: WHEEL's sorts first
+        {"label": WHEEL, "kept_boxes": 4},
+        {"label": CAR, "kept_boxes": 3},
+    ]
+    assert total.pairs.schema == PAIR_COUNTS and total.labels.schema == LABEL_COUNTS
+    empty = LabelPairCounts.merge([])
+    assert empty.pairs.num_rows == empty.labels.num_rows == 0
+    assert (empty + a).pairs.equals(LabelPairCounts.merge([a]).pairs)
+
+
+def test_label_pair_counts_count_only_the_stats_splits() -> None:
+    rows = three_cars().to_pylist()
+    validation = [dict(row, split="validation", image_id="v" + row["image_id"]) for row in rows]
+    boxes = index_boxes(pa.Table.from_pylist(rows + validation, schema=ROWS), 0.01)
+    _, candidates = mine_pairs(boxes)
+    train_only = LabelPairCounts.of_images(boxes, candidates, ["train"])
+    both = LabelPairCounts.of_images(boxes, candidates)
+    assert train_only.labels.to_pylist() == [
+        {"label": WHEEL, "kept_boxes": 3},
+        {"label": CAR, "kept_boxes": 3},
+    ]
+    assert both.labels.column("kept_boxes").to_pylist() == [6, 6]
+    assert stats_row(train_only.to_label_pairs(NAMES, 1, 0.0), CAR, WHEEL)["frequency"] == 3
+    assert in_splits(boxes, ["validation"]).column("image_id").to_pylist()[0] == "va"
+    assert in_splits(boxes, []).num_rows == 0
+
+
+def test_isa_blocked_pairs_pass_both_thresholds() -> None:
+    counts = counts_table((CAR, DOOR, 10, 5), (CAR, WHEEL, 10, 5), (WHEEL, DOOR, 1, 1))
+    table = label_pair_stats(
+        counts, label_table((CAR, 10), (WHEEL, 10)), NAMES, 5, 0.1, {(CAR, WHEEL), (WHEEL, DOOR)}
+    )
+    # (WHEEL, DOOR) is is-a too, but fails the frequency threshold: not "blocked" by the guard.
+    assert isa_blocked_pairs(table, 5, 0.1) == [(CAR, WHEEL)]
+    assert isa_blocked_pairs(table, 11, 0.1) == []
+    assert label_pair_summary(table) == {
+        "candidate_label_pairs": 3,
+        "accepted_label_pairs": 1,
+        "isa_label_pairs": 2,
+    }
+    empty = label_pair_stats(PAIR_COUNTS.empty_table(), LABEL_COUNTS.empty_table(), NAMES)
+    assert isa_blocked_pairs(empty, 5, 0.1) == []
+    assert label_pair_summary(empty) == dict.fromkeys(label_pair_summary(table), 0)
