@@ -1,262 +1,282 @@
-"""The pipeline's options: a Beam PipelineOptions subclass, so `--help` lists them with Beam's.
+"""The pipeline's options, each declared once, as a row of OPTIONS.
 
-Defaults are DESIGN.md's; `resolve` turns them into one frozen `MiningConfig` for the stages.
+From one `Option` row come the Beam argparse argument (so `--help` lists it with Beam's, its
+default included), its range check, its key in run.json "options" and its place in the typed
+sub-configs of pipelines.config that the stages receive. Defaults are DESIGN.md's.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from hierdata.errors import InputError
 
-DEFAULT_OUTPUT = "./hier_openimages_out"
-DEFAULT_IMAGES = "{input}/{split}/{image_id}.jpg"
+RUN, INPUTS, MINING, CROSS_IMAGE, CROPS, SHARDING, EXECUTION = (
+    "run",
+    "inputs",
+    "mining",
+    "cross_image",
+    "crops",
+    "sharding",
+    "execution",
+)
 
 
-class HierOpenImagesOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        add = parser.add_argument
-        add(
-            "--input",
-            default=None,
-            help="Open Images root (local path or fsspec URL). Default: generate the synthetic "
-            "demo dataset under OUTPUT/synthetic_input and run on it.",
-        )
-        add(
-            "--images",
-            default=None,
-            help="Template for image paths, any fsspec URL. "
-            "Default: {input}/{split}/{image_id}.jpg",
-        )
-        add("--output", default=DEFAULT_OUTPUT, help="Output root: local path or fsspec URL.")
-        add(
-            "--splits",
-            default=None,
-            help="Comma list of splits. Default: those found among train, validation, test.",
-        )
-        add(
-            "--stats_split",
-            default=None,
-            help="Comma list of splits whose pairs decide the label-pair statistics. "
-            "Default: train if processed, else all processed splits.",
-        )
-        add(
-            "--class_descriptions",
-            default=None,
-            help="Class descriptions CSV. Default: found in --input by its official name.",
-        )
-        add(
-            "--hierarchy",
-            default=None,
-            help="bbox_labels_600_hierarchy.json. Default: found in --input when present.",
-        )
-        add(
-            "--containment",
-            type=float,
-            default=0.8,
-            help="A child box is inside a parent when at least this fraction of the child's area "
-            "lies in the parent (inclusive).",
-        )
-        add(
-            "--min_box_area",
-            type=float,
-            default=0.01,
-            help="Boxes covering less than this fraction of the image are dropped before mining.",
-        )
-        add(
-            "--duplicate_iou",
-            type=float,
-            default=0.9,
-            help="Boxes with IoU at or above this are one object under two labels, never a "
-            "part-of pair; above 1 disables.",
-        )
-        add(
-            "--min_pair_frequency",
-            type=int,
-            default=50,
-            help="A label pair (P, C) is accepted only with at least this many box pairs.",
-        )
-        add(
-            "--min_pair_proportion",
-            type=float,
-            default=0.1,
-            help="... and only if at least this fraction of P boxes contain a C box.",
-        )
-        add(
-            "--cross_image_samples",
-            type=int,
-            default=1,
-            help="Boxes sampled from other images for each (image, label).",
-        )
-        add(
-            "--cross_image_pool",
-            type=int,
-            default=1000,
-            help="Reservoir size per label from which cross-image samples are drawn.",
-        )
-        add("--seed", type=int, default=0, help="Every random choice derives from it.")
-        add(
-            "--crop_size",
-            type=int,
-            default=256,
-            help="Longest side of every stored image and crop (never upscaled).",
-        )
-        add("--jpeg_quality", type=int, default=90)
-        add("--samples_per_shard", type=int, default=1000)
-        add(
-            "--isa_guard",
-            choices=("auto", "on", "off"),
-            default="auto",
-            help="Never accept label pairs related by Subcategory in the hierarchy JSON "
-            "(is-a, not part-of). auto: on when the hierarchy file is present.",
-        )
-        add(
-            "--skip_images",
-            action="store_true",
-            default=False,
-            help="Run the annotation stages only (tables, no shards).",
-        )
-        add(
-            "--max_reject_fraction",
-            type=float,
-            default=0.01,
-            help="Fail the run, naming the worst reasons, when more input rows than this "
-            "fraction are rejected.",
-        )
-        add(
-            "--chunk_mib",
-            type=float,
-            default=64.0,
-            help="Annotation CSVs are read in byte ranges of this size; no worker loads a "
-            "whole file.",
-        )
-        add(
-            "--bucket_mib",
-            type=float,
-            default=4.0,
-            help="Images are grouped into hash buckets of about this much CSV each; a bucket "
-            "is one shuffle element group, mined in one vectorised call.",
-        )
-        add(
-            "--local_workers",
-            type=int,
-            default=1,
-            help="Local runs only: worker processes for the FnApiRunner (multi_processing).",
+@dataclass(frozen=True)
+class Range:
+    """An allowed interval of values; a missing end is unbounded; `open` ends are exclusive."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return (
+            f"in {'(' if self.low_open else '['}{self.low:g}, "
+            f"{self.high:g}{')' if self.high_open else ']'}"
         )
 
 
 @dataclass(frozen=True)
-class MiningConfig:
-    """The resolved options the stages need; plain data, so it pickles to Dataflow workers."""
+class Option:
+    """One command-line option and where its value goes.
 
-    output: str
-    input: str | None
-    images: str
-    splits: tuple[str, ...]
-    stats_splits: tuple[str, ...]
-    class_descriptions: str | None
-    hierarchy: str | None
-    containment: float
-    min_box_area: float
-    duplicate_iou: float
-    min_pair_frequency: int
-    min_pair_proportion: float
-    cross_image_samples: int
-    cross_image_pool: int
-    seed: int
-    crop_size: int
-    jpeg_quality: int
-    samples_per_shard: int
-    skip_images: bool
-    isa_guard: bool
-    max_reject_fraction: float
-    chunk_bytes: int
-    bucket_bytes: int
-    local_workers: int
+    name: the flag without "--". type: str, int, float, or bool for a bare flag. default: the
+    flag's default. help: what it means (the default is appended). group: the config.RunConfig
+    field holding its value (RUN: RunConfig itself). check: the allowed range. choices: the allowed
+    words. default_help: the default in words, when it depends on the input. key: its name in
+    the config and in run.json when the resolved value differs from the flag's (chunk_mib ->
+    chunk_bytes).
+    """
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    name: str
+    type: type
+    default: Any
+    help: str
+    group: str
+    check: Range | None = None
+    choices: tuple[str, ...] = ()
+    default_help: str | None = None
+    key: str | None = None
 
+    @property
+    def flag(self) -> str:
+        return f"--{self.name}"
 
-def _comma_list(value: str | None) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip()) if value else ()
+    @property
+    def field(self) -> str:
+        return self.key or self.name
 
+    def add_to(self, parser) -> None:
+        """Add this option to an argparse parser (or argument group)."""
+        default = self.default_help or ("off" if self.type is bool else self.default)
+        text = f"{self.help} Default: {default}."
+        if self.type is bool:
+            parser.add_argument(self.flag, action="store_true", default=False, help=text)
+            return
+        extra = {"choices": self.choices} if self.choices else {}
+        parser.add_argument(self.flag, type=self.type, default=self.default, help=text, **extra)
 
-def check_ranges(opts: HierOpenImagesOptions) -> None:
-    """One clear line per bad option value (exit code 2 in the entry point)."""
-    checks = [
-        (0.0 < opts.containment <= 1.0, "--containment must be in (0, 1]"),
-        (0.0 <= opts.min_box_area < 1.0, "--min_box_area must be in [0, 1)"),
-        (opts.duplicate_iou > 0.0, "--duplicate_iou must be > 0 (above 1 disables the rule)"),
-        (opts.min_pair_frequency >= 0, "--min_pair_frequency must be >= 0"),
-        (0.0 <= opts.min_pair_proportion <= 1.0, "--min_pair_proportion must be in [0, 1]"),
-        (opts.cross_image_samples >= 0, "--cross_image_samples must be >= 0"),
-        (opts.cross_image_pool >= 1, "--cross_image_pool must be >= 1"),
-        (opts.crop_size >= 8, "--crop_size must be >= 8"),
-        (1 <= opts.jpeg_quality <= 100, "--jpeg_quality must be in [1, 100]"),
-        (opts.samples_per_shard >= 1, "--samples_per_shard must be >= 1"),
-        (0.0 <= opts.max_reject_fraction <= 1.0, "--max_reject_fraction must be in [0, 1]"),
-        (opts.chunk_mib > 0, "--chunk_mib must be > 0"),
-        (opts.bucket_mib > 0, "--bucket_mib must be > 0"),
-        (opts.local_workers >= 1, "--local_workers must be >= 1"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise InputError(message)
+    def check_value(self, value: Any) -> None:
+        """Raise InputError (one line, exit 2) when the value is outside the range."""
+        if self.check is not None and value not in self.check:
+            raise InputError(f"{self.flag} must be {self.check}")
 
 
-def resolve(
-    opts: HierOpenImagesOptions,
-    found_splits: tuple[str, ...],
-    input_root: str,
-    class_descriptions: str | None,
-    hierarchy: str | None,
-) -> MiningConfig:
-    """Fill the defaults that depend on the input (splits, stats split, file names)."""
-    check_ranges(opts)
-    splits = _comma_list(opts.splits) or found_splits
-    missing = [s for s in splits if s not in found_splits]
-    if missing:
-        raise InputError(
-            f"--splits names {', '.join(missing)} but {input_root} has bbox files only for "
-            f"{', '.join(found_splits) or 'no split'}"
-        )
-    if opts.isa_guard == "on" and not hierarchy:
-        raise InputError(
-            "--isa_guard on needs a hierarchy JSON (--hierarchy or "
-            "bbox_labels_600_hierarchy.json in --input)"
-        )
-    stats_splits = _comma_list(opts.stats_split) or (("train",) if "train" in splits else splits)
-    outside = [s for s in stats_splits if s not in splits]
-    if outside:
-        raise InputError(
-            f"--stats_split {', '.join(outside)} is not among the processed splits "
-            f"({', '.join(splits)})"
-        )
-    return MiningConfig(
-        output=opts.output,
-        input=input_root,
-        images=opts.images or DEFAULT_IMAGES,
-        splits=splits,
-        stats_splits=stats_splits,
-        class_descriptions=class_descriptions,
-        hierarchy=hierarchy,
-        containment=opts.containment,
-        min_box_area=opts.min_box_area,
-        duplicate_iou=opts.duplicate_iou,
-        min_pair_frequency=opts.min_pair_frequency,
-        min_pair_proportion=opts.min_pair_proportion,
-        cross_image_samples=opts.cross_image_samples,
-        cross_image_pool=opts.cross_image_pool,
-        seed=opts.seed,
-        crop_size=opts.crop_size,
-        jpeg_quality=opts.jpeg_quality,
-        samples_per_shard=opts.samples_per_shard,
-        skip_images=opts.skip_images,
-        isa_guard=bool(hierarchy) and opts.isa_guard != "off",
-        max_reject_fraction=opts.max_reject_fraction,
-        chunk_bytes=max(1, int(opts.chunk_mib * (1 << 20))),
-        bucket_bytes=max(1, int(opts.bucket_mib * (1 << 20))),
-        local_workers=opts.local_workers,
-    )
+_FRACTION = Range(0.0, 1.0)
+_POSITIVE = Range(0.0, low_open=True)
+_COUNT = Range(0)
+_AT_LEAST_ONE = Range(1)
+
+# In run.json "options" order: the record lists them as this table does.
+OPTIONS: tuple[Option, ...] = (
+    Option("output", str, "./hier_openimages_out", "Output root: local path or fsspec URL.", RUN),
+    Option(
+        "input",
+        str,
+        None,
+        "Open Images root (local path or fsspec URL).",
+        INPUTS,
+        default_help="generate the synthetic demo dataset under OUTPUT/synthetic_input and "
+        "run on it",
+    ),
+    Option(
+        "images",
+        str,
+        "{input}/{split}/{image_id}.jpg",
+        "Template for image paths, any fsspec URL.",
+        INPUTS,
+    ),
+    Option(
+        "splits",
+        str,
+        None,
+        "Comma list of splits.",
+        INPUTS,
+        default_help="those found among train, validation, test",
+    ),
+    Option(
+        "stats_split",
+        str,
+        None,
+        "Comma list of splits whose pairs decide the label-pair statistics.",
+        MINING,
+        default_help="train if processed, else all processed splits",
+        key="stats_splits",
+    ),
+    Option(
+        "class_descriptions",
+        str,
+        None,
+        "Class descriptions CSV.",
+        INPUTS,
+        default_help="found in --input by its official name",
+    ),
+    Option(
+        "hierarchy",
+        str,
+        None,
+        "The label hierarchy JSON (bbox_labels_600_hierarchy.json).",
+        INPUTS,
+        default_help="found in --input when present",
+    ),
+    Option(
+        "containment",
+        float,
+        0.8,
+        "A child box is inside a parent when at least this fraction of the child's area lies "
+        "in the parent (inclusive).",
+        MINING,
+        Range(0.0, 1.0, low_open=True),
+    ),
+    Option(
+        "min_box_area",
+        float,
+        0.01,
+        "Boxes covering less than this fraction of the image are dropped before mining.",
+        MINING,
+        Range(0.0, 1.0, high_open=True),
+    ),
+    Option(
+        "duplicate_iou",
+        float,
+        0.9,
+        "Boxes with IoU at or above this are one object under two labels, never a part-of "
+        "pair; above 1 disables the rule.",
+        MINING,
+        _POSITIVE,
+    ),
+    Option(
+        "min_pair_frequency",
+        int,
+        50,
+        "A label pair (P, C) is accepted only with at least this many box pairs.",
+        MINING,
+        _COUNT,
+    ),
+    Option(
+        "min_pair_proportion",
+        float,
+        0.1,
+        "... and only if at least this fraction of P boxes contain a C box.",
+        MINING,
+        _FRACTION,
+    ),
+    Option(
+        "cross_image_samples",
+        int,
+        1,
+        "Boxes sampled from other images for each (image, label).",
+        CROSS_IMAGE,
+        _COUNT,
+    ),
+    Option(
+        "cross_image_pool",
+        int,
+        1000,
+        "Reservoir size per label from which cross-image samples are drawn.",
+        CROSS_IMAGE,
+        _AT_LEAST_ONE,
+    ),
+    Option("seed", int, 0, "Every random choice derives from it.", CROSS_IMAGE),
+    Option(
+        "crop_size",
+        int,
+        256,
+        "Longest side of every stored image and crop (never upscaled).",
+        CROPS,
+        Range(8),
+    ),
+    Option("jpeg_quality", int, 90, "JPEG quality of every crop.", CROPS, Range(1, 100)),
+    Option("samples_per_shard", int, 1000, "Samples per shard.", SHARDING, _AT_LEAST_ONE),
+    Option("skip_images", bool, False, "Run the annotation stages only (tables, no shards).", RUN),
+    Option(
+        "isa_guard",
+        str,
+        "auto",
+        "Never accept label pairs related by Subcategory in the hierarchy JSON (is-a, not "
+        "part-of). auto: on when the hierarchy file is present.",
+        MINING,
+        choices=("auto", "on", "off"),
+    ),
+    Option(
+        "max_reject_fraction",
+        float,
+        0.01,
+        "Fail the run, naming the worst reasons, when more input rows than this fraction are "
+        "rejected.",
+        RUN,
+        _FRACTION,
+    ),
+    Option(
+        "chunk_mib",
+        float,
+        64.0,
+        "Annotation CSVs are read in byte ranges of this size; no worker loads a whole file.",
+        EXECUTION,
+        _POSITIVE,
+        key="chunk_bytes",
+    ),
+    Option(
+        "bucket_mib",
+        float,
+        4.0,
+        "Images are grouped into hash buckets of about this much CSV each; a bucket is one "
+        "shuffle element group, mined in one vectorised call.",
+        EXECUTION,
+        _POSITIVE,
+        key="bucket_bytes",
+    ),
+    Option(
+        "local_workers",
+        int,
+        1,
+        "Local runs only: worker processes for the FnApiRunner (multi_processing).",
+        EXECUTION,
+        _AT_LEAST_ONE,
+    ),
+)
+
+
+class HierOpenImagesOptions(PipelineOptions):
+    """The OPTIONS as Beam pipeline options, parsed and listed by --help with Beam's own."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        for option in OPTIONS:
+            option.add_to(parser)
+
+
+def check_values(opts: HierOpenImagesOptions) -> None:
+    """Raise InputError for the first value outside its range (before any work starts)."""
+    for option in OPTIONS:
+        option.check_value(getattr(opts, option.name))

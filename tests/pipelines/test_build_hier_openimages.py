@@ -10,31 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from hierdata import outputs, synth
-from pipelines.build_hier_openimages import main
-
-LOW = ["--min_pair_frequency", "2", "--min_pair_proportion", "0.05"]
-
-
-def run_ok(*args: str) -> None:
-    assert main(list(args)) == 0
-
-
-@pytest.fixture(scope="module")
-def v3_run(shared_data, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("v3")
-    run_ok(
-        "--input",
-        str(shared_data / "openimages-v3-head"),
-        "--output",
-        str(out),
-        "--splits",
-        "validation,test",
-        "--skip_images",
-        "--chunk_mib",
-        "0.01",
-        *LOW,
-    )
-    return out
+from tests.pipelines.conftest import LOW, run_ok
 
 
 def _data_lines(path: Path) -> int:
@@ -242,34 +218,37 @@ def test_empty_file_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2 and "empty" in done.stderr
 
 
-def test_reject_bound_fails_naming_the_worst_reason(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_reject_bound_fails_naming_the_worst_reason(tmp_path, workers):
+    # One worker: the error reaches the entry point on the exception chain; two worker
+    # processes: as the text of the worker's traceback. Either way, one line and exit 2.
     header = "ImageID,LabelName,XMin,XMax,YMin,YMax"
     good = [f"img{i},/m/a,0.1,0.9,0.1,0.9" for i in range(8)]
     _write_split(
         tmp_path / "in", header, *good, "../etc,/m/a,0.1,0.9,0.1,0.9", "img9,/m/zzz,0.1,0.9,0.1,0.9"
     )
-    done = _cli("--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--skip_images")
+    out = tmp_path / "out"
+    done = _cli(
+        "--input", str(tmp_path / "in"), "--output", str(out), "--skip_images",
+        "--local_workers", workers,
+    )  # fmt: skip
     assert done.returncode == 2
-    assert "bad_image_id" in done.stderr and "unknown_label" in done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith("error: 2 of 10 input rows rejected")
-    record = outputs.read_run_record(str(tmp_path / "out"))
-    assert record["status"] == "failed"
-    rejects = outputs.read_table(str(tmp_path / "out"), "rejects")
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr[-3000:]  # nothing before the error line
+    assert lines[0].startswith("error: 2 of 10 input rows rejected")
+    assert "bad_image_id (1)" in lines[0] and "unknown_label (1)" in lines[0]
+    record = outputs.read_run_record(str(out))
+    assert record["status"] == "failed" and record["error"] in lines[0]
+    rejects = outputs.read_table(str(out), "rejects")
     assert sorted(rejects["reason"].to_pylist()) == ["bad_image_id", "unknown_label"]
     assert sorted(rejects["line"].to_pylist()) == [10, 11]
     # The same input under a looser bound runs, and the rejects are still recorded.
-    assert (
-        _cli(
-            "--input",
-            str(tmp_path / "in"),
-            "--output",
-            str(tmp_path / "ok"),
-            "--skip_images",
-            "--max_reject_fraction",
-            "0.5",
-        ).returncode
-        == 0
-    )
+    loose = _cli(
+        "--input", str(tmp_path / "in"), "--output", str(tmp_path / "ok"), "--skip_images",
+        "--max_reject_fraction", "0.5", "--local_workers", workers,
+    )  # fmt: skip
+    assert loose.returncode == 0, loose.stderr[-3000:]
+    assert outputs.read_run_record(str(tmp_path / "ok"))["status"] == "succeeded"
 
 
 def test_missing_file_is_one_line_and_exit_2(shared_data, tmp_path):
