@@ -17,5 +17,5 @@ COPY training ./training
 
 # Workers need only the pipeline dependencies (no torch): the base extras, pinned.
 RUN pip install --no-cache-dir -c constraints.txt . \
-    && python -c "import apache_beam, hierdata.mining, pipelines.stages; \
+    && python -c "import apache_beam, hierdata.buckets, pipelines.graph; \
 assert apache_beam.__version__ == '2.77.0', apache_beam.__version__"
