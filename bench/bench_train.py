@@ -27,11 +27,14 @@ from oi_like import write_dataset
 
 from hierdata.outputs import read_table
 from schemas.sample import box_key
-from training.data import SamplePairs, expand_shards, pack_pairs, plan_batch, read_samples
-from training.data import sample_pairs as expand_sample
+from training.data import expand_shards, read_samples
 from training.encoders import build_encoder
 from training.losses import EntailmentLoss
-from training.train import EntailmentModel, TrainConfig, train
+from training.pairs import SamplePairs, pack_pairs, plan_batch
+from training.pairs import sample_pairs as expand_sample
+from training.step import EntailmentModel
+from training.train import train
+from training.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH_PAIRS = (64, 256, 1024)
@@ -47,7 +50,7 @@ def passes_per_pair(samples: list[SamplePairs], batch_pairs: int, seed: int = 0)
 
     Returns pairs, and passes when encoding every pair member (2 per pair), each unique
     (carrying image, key) crop of a batch, and each unique crop with cross-image crops matched
-    to their source box (training.data's crop identity).
+    to their source box (training.pairs' crop identity).
     """
     order = list(samples)
     random.Random(seed).shuffle(order)

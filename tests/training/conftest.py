@@ -1,14 +1,22 @@
-"""Shared training fixtures: one small pipeline run whose shards and trees the training,
+"""Shared training fixtures and helpers: one small pipeline run whose shards and trees the training,
 evaluation and experiment tests read (built once per session, ~15 s).
 """
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TRAIN_IMAGES = 120
 TRAIN_SHARDS = "train-{000000..000002}.tar"
+
+
+def pair_ids(crops, parent_index, child_index) -> list:
+    """(parent crop id, child crop id) of each pair of a batch or plan."""
+    parents, children = np.asarray(parent_index).tolist(), np.asarray(child_index).tolist()
+    return [(crops[p], crops[c]) for p, c in zip(parents, children, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -53,3 +61,14 @@ def build_tiny_run(root: Path) -> TinyRun:
 def tiny_run(tmp_path_factory) -> TinyRun:
     """The shared run: read it, never write into it (copy it to write)."""
     return build_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Weights come only from local files: any connection attempt fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("encoder tests must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

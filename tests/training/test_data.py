@@ -1,33 +1,26 @@
-"""Tests for training.data: shard lists, rank/worker splitting, pair batches, resume, augmentation.
+"""Tests for training.data: shard lists, epoch sizes, rank/worker splitting, streams, resume.
 
-Shards come from the real pipeline run on a small synthetic dataset (module fixture, ~15 s).
+Shards come from the real pipeline run on a small synthetic dataset (tests/training/conftest.py).
 """
 
-import io
 import json
 from collections import Counter
 from pathlib import Path
 
 import fsspec
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from hierdata.errors import InputError
-from tests.training.conftest import TRAIN_IMAGES, TRAIN_SHARDS
+from tests.training.conftest import TRAIN_IMAGES, TRAIN_SHARDS, pair_ids
 from training import data
 from training.data import (
-    Augment,
     DataState,
     PairStream,
     epoch_samples,
     expand_shards,
     make_loader,
-    pack_pairs,
-    plan_batch,
     read_samples,
-    sample_pairs,
 )
 
 
@@ -78,55 +71,6 @@ def test_epoch_size_is_the_sum_of_sizes_json(shard_dir, urls):
         epoch_samples([str(shard_dir / "train-000099.tar")])
 
 
-def _pair_ids(crops, parent_index, child_index) -> list:
-    """(parent crop id, child crop id) of each pair of a batch or plan."""
-    parents, children = np.asarray(parent_index).tolist(), np.asarray(child_index).tolist()
-    return [(crops[p], crops[c]) for p, c in zip(parents, children, strict=True)]
-
-
-def _hand_samples():
-    """Image A (car with a wheel, plus a cross-image wheel = B's b001) and image B."""
-    image_a = {
-        "image_id": "A", "labels": ["/m/car", "/m/wheel"],
-        "boxes": [{"key": "b000", "label": "/m/car"}, {"key": "b001", "label": "/m/wheel"}],
-        "cross": [{"key": "x000", "label": "/m/wheel", "source_image_id": "B",
-                   "source_box_id": 1}],
-        "pairs": [{"parent": "img", "child": "b000"}, {"parent": "img", "child": "b001"},
-                  {"parent": "b000", "child": "b001"}, {"parent": "img", "child": "x000"}],
-    }  # fmt: skip
-    image_b = {
-        "image_id": "B", "labels": ["/m/person", "/m/wheel"],
-        "boxes": [{"key": "b000", "label": "/m/person"}, {"key": "b001", "label": "/m/wheel"}],
-        "cross": [],
-        "pairs": [{"parent": "img", "child": "b000"}, {"parent": "img", "child": "b001"}],
-    }  # fmt: skip
-    return sample_pairs(image_a), sample_pairs(image_b)
-
-
-def test_positive_mask_explicit_pairs_plus_cross_image_rule_by_hand():
-    plan = plan_batch(next(pack_pairs(_hand_samples(), batch_pairs=10)))
-    names = ["A/img", "A/b000", "A/b001", "B/b001", "B/img", "B/b000"]
-    assert ["/".join(crop) for crop in plan.crops] == names  # A's x000 is B's b001: one crop
-    positives = {
-        ("A/img", "A/b000"), ("A/img", "A/b001"), ("A/img", "B/b001"),  # A's labels: car, wheel
-        ("A/b000", "A/b001"),  # the box ⊃ box pair
-        ("B/img", "B/b000"), ("B/img", "B/b001"), ("B/img", "A/b001"),  # B's: person, wheel
-    }  # fmt: skip
-    expected = np.array([[(p, c) in positives for c in names] for p in names])
-    np.testing.assert_array_equal(plan.positive_mask, expected)
-    assert not plan.positive_mask.diagonal().any()
-    pairs = set(_pair_ids(names, plan.parent_index, plan.child_index))
-    assert pairs == positives - {("B/img", "A/b001")}  # that one comes from the rule alone
-    assert plan.samples_completed == 2
-
-
-def test_pack_pairs_fills_batches_exactly_and_splits_a_sample():
-    batches = list(pack_pairs(_hand_samples(), batch_pairs=3))
-    spans = [[(sample.image_id, start, stop) for sample, start, stop in b] for b in batches]
-    assert spans == [[("A", 0, 3)], [("A", 3, 4), ("B", 0, 2)]]
-    assert [plan_batch(b).samples_completed for b in batches] == [0, 2]
-
-
 def _stream(urls, **kw) -> PairStream:
     options = {"batch_pairs": 64, "image_size": 32, "shuffle_buffer": 16, "epochs": 1}
     return PairStream(list(urls), **{**options, **kw})
@@ -138,7 +82,7 @@ def test_rank_and_worker_split_yields_every_pair_exactly_once(urls, all_pairs):
     for rank in range(2):
         stream = _stream(urls, rank=rank, world_size=2, state=DataState.start(2))
         for batch in make_loader(stream, num_workers=2):
-            seen.update(_pair_ids(batch.crops, batch.parent_index, batch.child_index))
+            seen.update(pair_ids(batch.crops, batch.parent_index, batch.child_index))
             samples += batch.samples_completed
     assert seen == all_pairs
     assert max(all_pairs.values()) == 1
@@ -155,7 +99,7 @@ def test_each_unique_crop_is_decoded_once_per_batch(urls, monkeypatch):
     real_letterbox = data.letterbox
     monkeypatch.setattr(data, "letterbox", counting_letterbox)
     batch = next(iter(_stream(urls, batch_pairs=200, shuffle=False)))
-    pairs = _pair_ids(batch.crops, batch.parent_index, batch.child_index)
+    pairs = pair_ids(batch.crops, batch.parent_index, batch.child_index)
     members = {crop for pair in pairs for crop in pair}
     assert len(decoded) == batch.pixels.shape[0] == len(batch.crops) == len(members)
     assert len(pairs) == 200
@@ -180,7 +124,7 @@ def test_epochs_reshuffle_but_cover_the_same_pairs(urls, all_pairs):
     per_epoch = {0: [], 1: []}
     for plan_epoch in (0, 1):
         for plan in stream.plans(plan_epoch, 0, 1):
-            per_epoch[plan_epoch] += _pair_ids(plan.crops, plan.parent_index, plan.child_index)
+            per_epoch[plan_epoch] += pair_ids(plan.crops, plan.parent_index, plan.child_index)
     assert Counter(per_epoch[0]) == Counter(per_epoch[1]) == all_pairs
     assert per_epoch[0] != per_epoch[1]
 
@@ -217,32 +161,3 @@ def test_data_state_round_trips_through_a_tensor():
     state = DataState([3, 4], [10, 0], next_worker=1)
     assert DataState.from_tensor(state.to_tensor()) == state
     assert state.to_tensor().dtype == torch.int64
-
-
-def test_letterbox_keeps_aspect_ratio_and_fills_with_the_mean_colour():
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 20), (255, 0, 0)).save(buffer, "JPEG", quality=95)
-    square = data.letterbox(buffer.getvalue(), 16, (10, 20, 30))
-    assert square.shape == (16, 16, 3) and square.dtype == np.uint8
-    # 40x20 -> 16x8, centred: rows 0-3 and 12-15 are fill, rows 4-11 red.
-    np.testing.assert_array_equal(square[:4], np.broadcast_to([10, 20, 30], (4, 16, 3)))
-    np.testing.assert_array_equal(square[12:], np.broadcast_to([10, 20, 30], (4, 16, 3)))
-    assert (square[5:11, :, 0] > 230).all() and (square[5:11, :, 1:] < 30).all()
-
-
-def test_augment_normalises_in_eval_and_randomises_in_training():
-    mean, std = (0.5, 0.25, 0.75), (0.2, 0.1, 0.3)
-    pixels = torch.tensor(data.mean_colour(mean), dtype=torch.uint8)[None, :, None, None]
-    pixels = pixels.expand(4, 3, 40, 40).contiguous()
-    augment = Augment(32, mean, std).eval()
-    plain = augment(pixels)
-    assert plain.shape == (4, 3, 32, 32) and plain.dtype == torch.float32
-    assert plain.abs().max() < 0.03  # the mean colour normalises to ~0
-    varied = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
-    augment.train()
-    torch.manual_seed(0)
-    first = augment(varied)
-    torch.manual_seed(0)
-    again = augment(varied)
-    assert torch.equal(first, again)  # seeded by torch's global RNG (checkpointed by train)
-    assert not torch.allclose(first, augment.eval()(varied))

@@ -5,10 +5,6 @@ naming rules, and a functional torchvision-semantics forward checks the converte
 """
 
 import math
-import os
-import pickle
-import re
-import socket
 
 import pytest
 import torch
@@ -16,6 +12,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel
 
+from tests.training.torchvision_resnet import (
+    RESNET50,
+    TINY_RESNET,
+    moco_checkpoint,
+    torchvision_forward,
+    torchvision_resnet_state,
+)
 from training.backbone_weights import convert_torchvision_resnet, load_weights_file
 from training.encoders import (
     CLIP_MEAN,
@@ -29,10 +32,9 @@ from training.encoders import (
 )
 from training.geometry import lorentz_inner
 
+pytestmark = pytest.mark.usefixtures("no_network")
+
 TINY = ("tiny-vit", "tiny-resnet")
-# The tiny-resnet config in torchvision terms: stem channels, per-stage widths ("planes"), depths.
-TINY_RESNET = {"stem": 16, "widths": (8, 16, 32, 64), "depths": (1, 1, 1, 1)}
-RESNET50 = {"stem": 64, "widths": (64, 128, 256, 512), "depths": (3, 4, 6, 3)}
 # A ViT small enough to save and reload in milliseconds, and unlike tiny-vit's default config.
 SMALL_CLIP = {
     "hidden_size": 32,
@@ -44,108 +46,8 @@ SMALL_CLIP = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Weights come only from local files: any connection attempt fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise OSError("encoder tests must not touch the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
 def pixels(batch: int = 4, size: int = 64, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-
-def torchvision_resnet_state(stem, widths, depths, seed=0) -> dict[str, torch.Tensor]:
-    """Random bottleneck ResNet state dict named and shaped as torchvision's (with its fc head)."""
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-
-    def conv(name, out_channels, in_channels, kernel):
-        shape = (out_channels, in_channels, kernel, kernel)
-        scale = (2.0 / (in_channels * kernel * kernel)) ** 0.5
-        state[f"{name}.weight"] = torch.randn(shape, generator=generator) * scale
-
-    def batch_norm(name, channels):
-        state[f"{name}.weight"] = 1 + 0.1 * torch.randn(channels, generator=generator)
-        state[f"{name}.bias"] = 0.1 * torch.randn(channels, generator=generator)
-        state[f"{name}.running_mean"] = 0.1 * torch.randn(channels, generator=generator)
-        state[f"{name}.running_var"] = 0.5 + torch.rand(channels, generator=generator)
-        state[f"{name}.num_batches_tracked"] = torch.tensor(7)
-
-    conv("conv1", stem, 3, 7)
-    batch_norm("bn1", stem)
-    in_channels = stem
-    for stage, (width, depth) in enumerate(zip(widths, depths, strict=True), start=1):
-        for block in range(depth):
-            prefix = f"layer{stage}.{block}"
-            conv(f"{prefix}.conv1", width, in_channels, 1)
-            batch_norm(f"{prefix}.bn1", width)
-            conv(f"{prefix}.conv2", width, width, 3)
-            batch_norm(f"{prefix}.bn2", width)
-            conv(f"{prefix}.conv3", 4 * width, width, 1)
-            batch_norm(f"{prefix}.bn3", 4 * width)
-            if block == 0:
-                conv(f"{prefix}.downsample.0", 4 * width, in_channels, 1)
-                batch_norm(f"{prefix}.downsample.1", 4 * width)
-            in_channels = 4 * width
-    state["fc.weight"] = torch.randn(10, in_channels, generator=generator)
-    state["fc.bias"] = torch.randn(10, generator=generator)
-    return state
-
-
-def torchvision_forward(state, images, depths) -> torch.Tensor:
-    """torchvision ResNet v1.5 (eval mode) pooled features from a torchvision-keyed state dict."""
-
-    def batch_norm(name, hidden):
-        return F.batch_norm(
-            hidden,
-            state[f"{name}.running_mean"],
-            state[f"{name}.running_var"],
-            state[f"{name}.weight"],
-            state[f"{name}.bias"],
-            training=False,
-            eps=1e-5,
-        )
-
-    hidden = F.relu(batch_norm("bn1", F.conv2d(images, state["conv1.weight"], stride=2, padding=3)))
-    hidden = F.max_pool2d(hidden, kernel_size=3, stride=2, padding=1)
-    for stage, depth in enumerate(depths, start=1):
-        for block in range(depth):
-            prefix = f"layer{stage}.{block}"
-            stride = 2 if stage > 1 and block == 0 else 1
-            out = F.relu(
-                batch_norm(f"{prefix}.bn1", F.conv2d(hidden, state[f"{prefix}.conv1.weight"]))
-            )
-            out = F.conv2d(out, state[f"{prefix}.conv2.weight"], stride=stride, padding=1)
-            out = F.relu(batch_norm(f"{prefix}.bn2", out))
-            out = batch_norm(f"{prefix}.bn3", F.conv2d(out, state[f"{prefix}.conv3.weight"]))
-            if block == 0:
-                shortcut = F.conv2d(hidden, state[f"{prefix}.downsample.0.weight"], stride=stride)
-                hidden = batch_norm(f"{prefix}.downsample.1", shortcut)
-            hidden = F.relu(out + hidden)
-    return hidden.mean(dim=(2, 3))
-
-
-def hf_to_torchvision_key(key: str) -> str:
-    """Inverse of the documented mapping, written independently of the module's regex."""
-    stem = {"embedder.embedder.convolution": "conv1", "embedder.embedder.normalization": "bn1"}
-    for hf_prefix, torchvision_prefix in stem.items():
-        if key.startswith(hf_prefix + "."):
-            return torchvision_prefix + key[len(hf_prefix) :]
-    match = re.fullmatch(
-        r"encoder\.stages\.(\d)\.layers\.(\d+)\.(?:layer\.(\d)|shortcut)\.(convolution|normalization)\.(\w+)",
-        key,
-    )
-    stage, block, conv, kind, param = match.groups()
-    if conv is None:
-        module = "downsample.0" if kind == "convolution" else "downsample.1"
-    else:
-        module = f"{'conv' if kind == 'convolution' else 'bn'}{int(conv) + 1}"
-    return f"layer{int(stage) + 1}.{block}.{module}.{param}"
 
 
 def pooled(encoder: HierEncoder, images: torch.Tensor) -> torch.Tensor:
@@ -310,17 +212,6 @@ def test_clip_from_a_single_file_is_refused(tmp_path):
 # --- ResNet: torchvision / MoCo-v2 checkpoints -------------------------------------------------
 
 
-def test_resnet_converter_round_trips_with_strict_loading():
-    model = build_encoder("tiny-resnet").backbone
-    hf_state = model.state_dict()
-    torchvision_state = {hf_to_torchvision_key(key): value for key, value in hf_state.items()}
-    assert "layer1.0.downsample.1.running_mean" in torchvision_state
-    converted = convert_torchvision_resnet(torchvision_state)
-    assert converted.keys() == hf_state.keys()
-    assert all(converted[key] is hf_state[key] for key in hf_state)
-    model.load_state_dict(converted, strict=True)
-
-
 def test_resnet50_torchvision_layout_loads_strictly():
     state = torchvision_resnet_state(**RESNET50)
     assert len(state) == 320  # torchvision resnet50().state_dict() has 320 entries with fc
@@ -333,19 +224,6 @@ def test_resnet50_torchvision_layout_loads_strictly():
         model.encoder.stages[2].layers[5].layer[1].convolution.weight,
         state["layer3.5.conv2.weight"],
     )
-
-
-def moco_checkpoint(query_state, key_state) -> dict:
-    """A MoCo-v2 main_moco.py checkpoint: DDP + query/key encoders, MLP head, queue, optimizer."""
-    state = {f"module.encoder_q.{k}": v for k, v in query_state.items() if not k.startswith("fc.")}
-    state |= {f"module.encoder_k.{k}": v for k, v in key_state.items() if not k.startswith("fc.")}
-    for encoder in ("encoder_q", "encoder_k"):
-        state[f"module.{encoder}.fc.0.weight"] = torch.randn(256, 256)
-        state[f"module.{encoder}.fc.2.weight"] = torch.randn(128, 256)
-    state["module.queue"] = torch.randn(128, 32)
-    state["module.queue_ptr"] = torch.zeros(1, dtype=torch.long)
-    optimizer = {"state": {}, "param_groups": [{"lr": 0.03, "momentum": 0.9, "params": [0, 1]}]}
-    return {"epoch": 200, "arch": "resnet50", "state_dict": state, "optimizer": optimizer}
 
 
 @pytest.mark.parametrize("layout", ["moco.pth.tar", "torchvision.pth", "module.pt", "safetensors"])
@@ -375,21 +253,6 @@ def test_resnet_checkpoint_gives_torchvision_outputs(tmp_path, layout):
         )
 
 
-def test_resnet_converter_lists_unmapped_keys():
-    state = torchvision_resnet_state(**TINY_RESNET)
-    state["layer5.0.conv1.weight"] = torch.zeros(1)
-    state["layer1.0.conv1.bias"] = torch.zeros(1)  # torchvision convs have no bias
-    with pytest.raises(ValueError, match=r"2 checkpoint keys.*layer5\.0\.conv1\.weight"):
-        convert_torchvision_resnet(state)
-
-
-def test_resnet_converter_refuses_two_keys_for_one_parameter():
-    state = torchvision_resnet_state(**TINY_RESNET)
-    state["module.conv1.weight"] = state["conv1.weight"]
-    with pytest.raises(ValueError, match="embedder.embedder.convolution.weight"):
-        convert_torchvision_resnet(state)
-
-
 # --- local files only, never unpickle ----------------------------------------------------------
 
 
@@ -407,49 +270,6 @@ def test_missing_files_are_file_not_found_errors(tmp_path):
         load_weights_file(tmp_path / "absent.safetensors")
     with pytest.raises(FileNotFoundError):
         load_encoder(tmp_path / "absent.safetensors")
-
-
-def test_unknown_weight_suffix_is_refused(tmp_path):
-    path = tmp_path / "weights.pkl"
-    path.write_bytes(b"")
-    with pytest.raises(ValueError, match="safetensors"):
-        load_weights_file(path)
-
-
-class Payload:
-    """Unpickling this runs a shell command that writes the marker file."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-@pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
-def test_malicious_pickle_checkpoint_is_refused(tmp_path, writer):
-    armed = tmp_path / "armed"
-    pickle.loads(pickle.dumps(Payload(armed)))
-    assert armed.exists(), "the payload must really run when unpickled"
-    marker = tmp_path / "pwned"
-    checkpoint = {"state_dict": {"conv1.weight": torch.zeros(1), "evil": Payload(marker)}}
-    path = tmp_path / "moco.pth.tar"
-    if writer == "torch.save":
-        torch.save(checkpoint, path)
-    else:
-        path.write_bytes(pickle.dumps(checkpoint, protocol=2))
-    with pytest.raises(ValueError, match="refusing"):
-        load_weights_file(path)
-    with pytest.raises(ValueError, match="refusing"):
-        build_encoder("tiny-resnet", weights=path)
-    assert not marker.exists()
-
-
-def test_checkpoint_entries_must_be_tensors(tmp_path):
-    path = tmp_path / "weights.pt"
-    torch.save({"conv1.weight": torch.zeros(1), "epoch": 3}, path)
-    with pytest.raises(ValueError, match="epoch"):
-        load_weights_file(path)
 
 
 # --- save / load the whole encoder -------------------------------------------------------------

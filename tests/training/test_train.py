@@ -16,7 +16,8 @@ import torch.multiprocessing as mp
 from training import losses
 from training import train as train_module
 from training.encoders import load_encoder
-from training.train import TrainConfig, lr_at, main, parse_config, train
+from training.train import lr_at, main, parse_config, train
+from training.train_config import TrainConfig
 
 
 @pytest.fixture(scope="module")
