@@ -4,6 +4,8 @@ depth of the label tree, scored by AMI, purity and (optionally, through POT) HHO
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.metrics import adjusted_mutual_info_score
@@ -61,6 +63,19 @@ def ward_linkage(embeddings: np.ndarray) -> np.ndarray:
     return linkage(np.asarray(embeddings, dtype=np.float64), method="ward")
 
 
+@dataclass(frozen=True)
+class ClusteringScore:
+    """Ward clustering cut at one tree depth: its cluster count, items, AMI, purity and HHOT
+    (None unless computed)."""
+
+    depth: int
+    clusters: int
+    items: int
+    ami: float
+    purity: float
+    hhot: float | None
+
+
 def hierarchy_clustering_scores(
     embeddings: np.ndarray,
     codes: np.ndarray,
@@ -68,7 +83,7 @@ def hierarchy_clustering_scores(
     with_hhot: bool = False,
     max_items: int | None = 10_000,
     seed: int = 0,
-) -> list[dict]:
+) -> list[ClusteringScore]:
     """Ward clustering cut at each depth of the label tree, scored against that depth's labels.
 
     At depth d every item's label is mapped to its ancestor at depth d (labels no deeper keep
@@ -86,8 +101,7 @@ def hierarchy_clustering_scores(
         seed: seed of that subset.
 
     Returns:
-        One dict per depth 1..max depth present: depth, clusters, items, ami, purity, hhot
-        (None unless with_hhot).
+        One ClusteringScore per depth 1..max depth present (hhot None unless with_hhot).
     """
     if with_hhot:
         _require_pot()
@@ -103,13 +117,13 @@ def hierarchy_clustering_scores(
         n_clusters = len(np.unique(truth))
         clusters = fcluster(tree, t=n_clusters, criterion="maxclust")
         results.append(
-            {
-                "depth": depth,
-                "clusters": n_clusters,
-                "items": len(codes),
-                "ami": float(adjusted_mutual_info_score(truth, clusters)),
-                "purity": purity(truth, clusters),
-                "hhot": hhot(truth, clusters, distance) if with_hhot else None,
-            }
+            ClusteringScore(
+                depth=depth,
+                clusters=n_clusters,
+                items=len(codes),
+                ami=float(adjusted_mutual_info_score(truth, clusters)),
+                purity=purity(truth, clusters),
+                hhot=hhot(truth, clusters, distance) if with_hhot else None,
+            )
         )
     return results

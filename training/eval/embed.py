@@ -1,9 +1,10 @@
 """Embedding for evaluation: every unique crop of an eval split (whole images and their boxes)
 embedded once, with labels and provenance, and cached on disk under a model + shards key.
 
-Cache layout (any fsspec URL): ``{cache_dir}/{key}/crops.parquet`` (CROPS schema, one row per
-crop), ``embeddings.npy`` ((N, D) float32, row i = crop i) and ``meta.json`` (the model and shard
-fingerprints, geometry, curvature), written last as the completion marker. The key is the sha256
+Cache layout (any fsspec URL; schemas.training_layout.EmbeddingCacheEntry):
+``{cache_dir}/{key}/crops.parquet`` (CROPS schema, one row per crop), ``embeddings.npy``
+((N, D) float32, row i = crop i) and ``meta.json`` (the model and shard fingerprints, geometry,
+curvature), written last as the completion marker. The key is the sha256
 of the model fingerprint (a checkpoint's sha256, or a zero-shot encoder's name, weights hash and
 seed), the preprocessing and each shard's content hash, so a retrained model or rebuilt shards
 never read stale embeddings.
@@ -15,27 +16,27 @@ import hashlib
 import io
 import json
 import os
-import posixpath
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
-from torch import Tensor, nn
 from tqdm import tqdm
 
 from hierdata.errors import InputError
 from hierdata.io import exists, read_bytes, write_bytes, write_json
+from hierdata.outputs import read_shard_marker
 from hierdata.runinfo import fingerprint
+from schemas.layout import SHARD_SUFFIX
 from schemas.sample import ROOT_KEY
-from training.data import Augment, letterbox, mean_colour, read_samples
-from training.encoders import build_encoder, load_encoder
+from schemas.training_layout import EmbeddingCacheEntry
+from training.data import read_samples
+from training.eval.models import EmbeddingModel
 
 # Bump when the crop table or the preprocessing changes: old cache entries are then ignored.
 CACHE_VERSION = 1
@@ -62,7 +63,7 @@ def crop_rows(metadata: dict, shard: str) -> list[dict]:
     """The CROPS rows of one shard sample: its whole image and its kept boxes, not xNNN.
 
     Cross-image crops (xNNN) are other images' boxes of the same split, so they are embedded
-    once under their source image instead (training.data "Crop identity").
+    once under their source image instead (training.pairs "Crop identity").
     """
     boxes = metadata["boxes"]
     parent = {box["key"]: box.get("tree_parent") or ROOT_KEY for box in boxes}
@@ -119,146 +120,13 @@ def iter_crops(urls: Sequence[str]) -> Iterator[tuple[dict, bytes]]:
             yield row, sample.jpegs[entry]
 
 
-class _PooledFeatures(nn.Module):
-    """A backbone's pooled image feature, (B, F): the untuned encoder without a random head."""
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, pixels: Tensor) -> Tensor:
-        return self.backbone(pixel_values=pixels).pooler_output.flatten(1)
-
-
-def resolve_device(name: str) -> torch.device:
-    """ "auto" (cuda when visible), "cuda" or "cpu"."""
-    if name not in ("auto", "cuda", "cpu"):
-        raise InputError(f"--device must be auto, cuda or cpu, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda but no CUDA device is visible")
-    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
-
-
-def sha256_path(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a folder's files (relative names and contents, sorted)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for item in files:
-        digest.update(str(item.relative_to(path) if path.is_dir() else "").encode())
-        with open(item, "rb") as handle:
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass
-class EmbeddingModel:
-    """What evaluation embeds with: a module from normalised pixels to vectors, and its geometry.
-
-    geometry "lorentz" (curv set: vectors are hyperboloid space components) or "euclidean";
-    zero_shot models are scored by cosine only. fingerprint identifies the weights for the cache.
-    """
-
-    module: nn.Module
-    image_size: int
-    image_mean: tuple[float, float, float]
-    image_std: tuple[float, float, float]
-    geometry: str
-    curv: float | None
-    zero_shot: bool
-    fingerprint: str
-    description: dict = field(default_factory=dict)
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    def __post_init__(self) -> None:
-        self.module = self.module.to(self.device).eval()
-        self.normalize = Augment(self.image_size, self.image_mean, self.image_std, augment=False)
-        self.normalize = self.normalize.to(self.device).eval()
-
-    @property
-    def fill(self) -> tuple[int, int, int]:
-        return mean_colour(self.image_mean)
-
-    def embed_pixels(self, pixels: Tensor) -> Tensor:
-        """(B, 3, S, S) uint8 letterboxed crops -> (B, D) float32 CPU embeddings."""
-        with torch.no_grad():
-            return self.module(self.normalize(pixels.to(self.device))).float().cpu()
-
-    def embed_jpegs(self, jpegs: Sequence[bytes], pool: ThreadPoolExecutor) -> np.ndarray:
-        """(B, D) float32 embeddings of encoded images (any PIL format), decoded on ``pool``."""
-        decode = lambda jpeg: letterbox(jpeg, self.image_size, self.fill)  # noqa: E731
-        pixels = np.stack(list(pool.map(decode, jpegs)))
-        return self.embed_pixels(torch.from_numpy(pixels).permute(0, 3, 1, 2)).numpy()
-
-
-def from_checkpoint(path: str | os.PathLike, device: torch.device) -> EmbeddingModel:
-    """The tuned encoder written by training.train (OUT/encoder.safetensors)."""
-    try:
-        encoder = load_encoder(path)
-    except (FileNotFoundError, ValueError) as err:
-        raise InputError(str(err)) from err
-    curv = None if encoder.curv is None else float(encoder.curv.detach())
-    return EmbeddingModel(
-        encoder,
-        encoder.image_size,
-        encoder.image_mean,
-        encoder.image_std,
-        encoder.geometry,
-        curv,
-        zero_shot=False,
-        fingerprint=f"checkpoint:{sha256_path(path)}",
-        description={
-            "checkpoint": str(path),
-            "encoder": encoder.name,
-            "geometry": encoder.geometry,
-            "embed_dim": encoder.embed_dim,
-            "curv": curv,
-        },
-        device=device,
-    )
-
-
-def zero_shot(name: str, weights: str | None, seed: int, device: torch.device) -> EmbeddingModel:
-    """The untuned backbone's pooled features, scored by cosine (DESIGN "zero-shot").
-
-    With ``weights`` None the backbone is randomly initialised from ``seed`` exactly as
-    training.train initialises it, so this is the tuned models' starting point: a floor, not a
-    pre-trained baseline. Pooled features are used rather than a random projection head.
-    """
-    torch.manual_seed(seed)
-    try:
-        encoder = build_encoder(name, weights)
-    except (FileNotFoundError, ValueError) as err:
-        raise InputError(str(err)) from err
-    source = f"sha256:{sha256_path(weights)}" if weights else f"random-init:seed={seed}"
-    return EmbeddingModel(
-        _PooledFeatures(encoder.backbone),
-        encoder.image_size,
-        encoder.image_mean,
-        encoder.image_std,
-        "euclidean",
-        None,
-        zero_shot=True,
-        fingerprint=f"zero-shot:{name}:{source}:torch={torch.__version__}",
-        description={
-            "encoder": name,
-            "weights": weights or "random init",
-            "seed": seed,
-            "features": "backbone pooled output",
-        },
-        device=device,
-    )
-
-
 def shard_fingerprint(url: str) -> str:
-    """Content identity of a shard: the sha256 in its completion marker ({name}.json), else
-    the store's size/checksum/mtime and head hash (hierdata.runinfo.fingerprint)."""
-    marker = url[: -len(".tar")] + ".json" if url.endswith(".tar") else None
-    if marker and exists(marker):
-        recorded = json.loads(read_bytes(marker)).get("sha256")
-        if recorded:
-            return f"sha256:{recorded}"
+    """Content identity of a shard: the sha256 in its completion marker, else the store's
+    size/checksum/mtime and head hash (hierdata.runinfo.fingerprint)."""
+    marker = read_shard_marker(url) if url.endswith(SHARD_SUFFIX) else None
+    recorded = (marker or {}).get("sha256")
+    if recorded:
+        return f"sha256:{recorded}"
     try:
         return json.dumps(fingerprint(url), sort_keys=True)
     except FileNotFoundError as err:
@@ -347,17 +215,13 @@ def load_or_embed(
     atomically), so an interrupted run is simply embedded again.
     """
     key = cache_key(model, urls)
-    folder = posixpath.join(cache_dir.rstrip("/"), key)
-    paths = {
-        name: posixpath.join(folder, name)
-        for name in ("crops.parquet", "embeddings.npy", "meta.json")
-    }
-    if exists(paths["meta.json"]):
-        crops = pq.read_table(io.BytesIO(read_bytes(paths["crops.parquet"])))
+    entry = EmbeddingCacheEntry.of(cache_dir, key)
+    if exists(entry.meta):
+        crops = pq.read_table(io.BytesIO(read_bytes(entry.crops)))
         # allow_pickle=False: a cache file is data, never code.
-        embeddings = np.load(io.BytesIO(read_bytes(paths["embeddings.npy"])), allow_pickle=False)
+        embeddings = np.load(io.BytesIO(read_bytes(entry.embeddings)), allow_pickle=False)
         if crops.num_rows == len(embeddings) and crops.schema.equals(CROPS):
-            meta = json.loads(read_bytes(paths["meta.json"]))
+            meta = json.loads(read_bytes(entry.meta))
             return Embedded(crops, embeddings, key, meta, cache_hit=True)
     started = time.perf_counter()
     crops, embeddings = embed_split(model, urls, batch_size, workers, progress)
@@ -374,9 +238,9 @@ def load_or_embed(
         "dim": int(embeddings.shape[1]),
         "seconds": time.perf_counter() - started,
     }
-    write_bytes(paths["crops.parquet"], _parquet_bytes(crops))
-    write_bytes(paths["embeddings.npy"], _npy_bytes(embeddings))
-    write_json(paths["meta.json"], meta)
+    write_bytes(entry.crops, _parquet_bytes(crops))
+    write_bytes(entry.embeddings, _npy_bytes(embeddings))
+    write_json(entry.meta, meta)
     return Embedded(crops, embeddings, key, meta, cache_hit=False)
 
 

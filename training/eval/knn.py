@@ -4,10 +4,19 @@ candidates by cosine similarity (ImageFolder-style train/ candidates, val/ queri
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
+import torch
 from torch import Tensor
 
+from hierdata.errors import InputError
+from training.eval.embed import embed_files
+from training.eval.models import EmbeddingModel
 from training.eval.retrieval import iter_topk
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
 def majority_vote(neighbour_labels: np.ndarray) -> np.ndarray:
@@ -57,3 +66,47 @@ def knn_accuracy(
     return float(
         (knn_classify(train_emb, train_labels, val_emb, k) == np.asarray(val_labels)).mean()
     )
+
+
+@dataclass(frozen=True)
+class KnnResult:
+    """kNN accuracy on an image folder, with k (capped at the train images) and the counts."""
+
+    folder: str
+    k: int
+    accuracy: float
+    classes: int
+    train_images: int
+    val_images: int
+
+
+def image_folder(root: Path) -> tuple[list[Path], list[str]]:
+    """Image files under root/<class>/ (sorted) and their class names."""
+    paths = sorted(p for p in root.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return paths, [p.parent.name for p in paths]
+
+
+def knn_metrics(
+    model: EmbeddingModel, folder: str, k: int, batch_size: int = 256, workers: int = 4
+) -> KnnResult:
+    """kNN zero-shot classification: train/ candidates, val/ queries, top-k cosine vote.
+
+    Raises InputError when either subfolder holds no class folders of images.
+    """
+    train_paths, train_names = image_folder(Path(folder) / "train")
+    val_paths, val_names = image_folder(Path(folder) / "val")
+    if not train_paths or not val_paths:
+        raise InputError(f"--knn_folder {folder} needs images in train/<class>/ and val/<class>/")
+    classes = sorted(set(train_names) | set(val_names))
+    code = {name: i for i, name in enumerate(classes)}
+    train = torch.from_numpy(embed_files(model, train_paths, batch_size, workers))
+    val = torch.from_numpy(embed_files(model, val_paths, batch_size, workers))
+    k = min(k, len(train_paths))
+    accuracy = knn_accuracy(
+        train,
+        np.array([code[n] for n in train_names]),
+        val,
+        np.array([code[n] for n in val_names]),
+        k,
+    )
+    return KnnResult(folder, k, accuracy, len(classes), len(train_paths), len(val_paths))

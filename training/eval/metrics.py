@@ -163,6 +163,20 @@ def label_ot_distances(
     return distances
 
 
+@dataclass(frozen=True)
+class HierarchicalResult:
+    """Hierarchical retrieval at one Top-K: k as given, count (resolved), queries (with >= 1
+    correct item), precision, recall (means over those queries) and ot (mean; None child ->
+    parent, where a retrieved image has several labels)."""
+
+    k: int | float
+    count: int
+    queries: int
+    precision: float
+    recall: float
+    ot: float | None
+
+
 def _nanmean(values: np.ndarray) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
@@ -175,7 +189,7 @@ def hierarchical_retrieval(
     score: str,
     curv: float | Tensor | None = None,
     query_chunk: int = 256,
-) -> list[dict]:
+) -> list[HierarchicalResult]:
     """Hierarchical precision, recall and (parent -> child) OT distance at each Top-K.
 
     Args:
@@ -185,9 +199,7 @@ def hierarchical_retrieval(
         score, curv: see retrieval.iter_topk.
 
     Returns:
-        One dict per K: k (as given), count (resolved), queries (with >= 1 correct item),
-        precision, recall (means over those queries) and ot (mean; None child -> parent, where
-        a retrieved image has several labels).
+        One HierarchicalResult per K, in the order of ``ks``.
     """
     counts = [resolve_k(k, gallery.shape[0]) for k in ks]
     n_relevant = relevance.counts()
@@ -211,14 +223,14 @@ def hierarchical_retrieval(
     for k, count in zip(ks, counts, strict=True):
         merged = {name: np.concatenate(parts) for name, parts in per_k[count].items() if parts}
         results.append(
-            {
-                "k": k,
-                "count": count,
-                "queries": int((n_relevant > 0).sum()),
-                "precision": _nanmean(merged["precision"]),
-                "recall": _nanmean(merged["recall"]),
-                "ot": _nanmean(merged["ot"]) if with_ot else None,
-            }
+            HierarchicalResult(
+                k=k,
+                count=count,
+                queries=int((n_relevant > 0).sum()),
+                precision=_nanmean(merged["precision"]),
+                recall=_nanmean(merged["recall"]),
+                ot=_nanmean(merged["ot"]) if with_ot else None,
+            )
         )
     return results
 
@@ -260,6 +272,18 @@ def default_thresholds(score: str) -> np.ndarray:
     raise ValueError(f"give explicit thresholds for the {score!r} score")
 
 
+@dataclass(frozen=True)
+class PrCurve:
+    """A sampled precision-recall curve: thresholds (T,) ascending, precision (T,) (NaN where
+    nothing is retrieved), recall (T,), and retrieved and true_positives (T,) pair counts."""
+
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    retrieved: np.ndarray
+    true_positives: np.ndarray
+
+
 def precision_recall_curve(
     queries: Tensor,
     gallery: Tensor,
@@ -269,7 +293,7 @@ def precision_recall_curve(
     thresholds: np.ndarray | None = None,
     query_chunk: int = 256,
     gallery_chunk: int = 65_536,
-) -> dict[str, np.ndarray]:
+) -> PrCurve:
     """Precision and recall over all (query, item) pairs when "retrieved" means past a threshold.
 
     A pair is retrieved at threshold t when its score is >= t (<= t for "distance"): angle
@@ -278,8 +302,7 @@ def precision_recall_curve(
     (query_chunk, gallery_chunk) block.
 
     Returns:
-        thresholds (T,) ascending, precision (T,) (NaN where nothing is retrieved), recall (T,),
-        retrieved (T,) and true_positives (T,) pair counts.
+        The curve at every threshold.
     """
     thresholds = np.sort(default_thresholds(score) if thresholds is None else thresholds)
     edges = torch.as_tensor(thresholds, dtype=torch.float64)
@@ -303,10 +326,4 @@ def precision_recall_curve(
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(retrieved > 0, positives / retrieved, np.nan)
         recall = positives / correct.sum() if correct.sum() else np.full(len(edges), np.nan)
-    return {
-        "thresholds": thresholds,
-        "precision": precision,
-        "recall": recall,
-        "retrieved": retrieved,
-        "true_positives": positives,
-    }
+    return PrCurve(thresholds, precision, recall, retrieved, positives)

@@ -6,6 +6,7 @@ Exterior angles seen from a root point, embedding radius, and Kendall tau of rad
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -63,9 +64,29 @@ def kendall_tau(radii: np.ndarray, depths: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+@dataclass(frozen=True)
+class DepthStats:
+    """The crops at one label-tree depth: how many, their mean radius and mean exterior angle
+    from the root (radians)."""
+
+    depth: int
+    items: int
+    mean_radius: float
+    mean_angle_from_root: float
+
+
+@dataclass(frozen=True)
+class RadialProbe:
+    """Kendall tau of radius vs depth (None when undefined), its p-value, and per-depth stats."""
+
+    kendall_tau: float | None
+    p_value: float
+    per_depth: list[DepthStats]
+
+
 def radial_probe(
     embeddings: Tensor, depths: np.ndarray, curv: float | None = None, root: Tensor | None = None
-) -> dict:
+) -> RadialProbe:
     """Radius-depth Kendall tau and per-depth mean radius and root angle.
 
     Args:
@@ -73,24 +94,19 @@ def radial_probe(
         curv, root: see angles_from_root.
 
     Returns:
-        dict: kendall_tau, p_value, and per_depth rows (depth, items, mean_radius,
-        mean_angle_from_root in radians).
+        The probe, with one DepthStats per depth present (ascending).
     """
     depths = np.asarray(depths)
     radii = radius(embeddings, curv).double().cpu().numpy()
     angles = angles_from_root(embeddings, root, curv).double().cpu().numpy()
     tau, p_value = kendall_tau(radii, depths)
     per_depth = [
-        {
-            "depth": int(d),
-            "items": int((depths == d).sum()),
-            "mean_radius": float(radii[depths == d].mean()),
-            "mean_angle_from_root": float(angles[depths == d].mean()),
-        }
+        DepthStats(
+            depth=int(d),
+            items=int((depths == d).sum()),
+            mean_radius=float(radii[depths == d].mean()),
+            mean_angle_from_root=float(angles[depths == d].mean()),
+        )
         for d in np.unique(depths)
     ]
-    return {
-        "kendall_tau": tau if not math.isnan(tau) else None,
-        "p_value": p_value,
-        "per_depth": per_depth,
-    }
+    return RadialProbe(tau if not math.isnan(tau) else None, p_value, per_depth)

@@ -1,4 +1,4 @@
-"""Shared evaluation fixtures: a small hand-made label tree."""
+"""Shared evaluation fixtures and helpers: a small hand-made label tree, box metadata."""
 
 import networkx as nx
 import pytest
@@ -21,3 +21,18 @@ def small_tree() -> nx.DiGraph:
         ]
     )
     return tree
+
+
+def box_metadata(key: str, box_id: int, label: str, area: float, parent: str = "img") -> dict:
+    """A full-height box of width ``area`` (normalised), so its area fraction is ``area``."""
+    return {
+        "key": key,
+        "box_id": box_id,
+        "label": label,
+        "xmin": 0.0,
+        "xmax": area,
+        "ymin": 0.0,
+        "ymax": 1.0,
+        "is_group_of": 0,
+        "tree_parent": parent,
+    }

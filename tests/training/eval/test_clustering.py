@@ -40,9 +40,9 @@ def test_ward_cut_per_depth_scores_one_on_separated_hierarchy(small_tree):
     index = LabelIndex.from_tree(small_tree)
     embeddings, names = _blobs(["car", "wheel", "door", "person", "hand"], 6, CENTRES)
     results = hierarchy_clustering_scores(embeddings, index.encode(names), index)
-    assert [(r["depth"], r["clusters"]) for r in results] == [(1, 2), (2, 5)]
+    assert [(r.depth, r.clusters) for r in results] == [(1, 2), (2, 5)]
     for row in results:
-        assert row["ami"] == pytest.approx(1.0) and row["purity"] == 1.0 and row["hhot"] is None
+        assert row.ami == pytest.approx(1.0) and row.purity == 1.0 and row.hhot is None
 
 
 def test_ami_drops_when_labels_are_scrambled(small_tree):
@@ -50,7 +50,7 @@ def test_ami_drops_when_labels_are_scrambled(small_tree):
     embeddings, names = _blobs(["car", "wheel", "door", "person", "hand"], 6, CENTRES)
     scrambled = np.random.default_rng(1).permutation(index.encode(names))
     results = hierarchy_clustering_scores(embeddings, scrambled, index)
-    assert all(r["ami"] < 0.3 and r["purity"] < 0.9 for r in results)
+    assert all(r.ami < 0.3 and r.purity < 0.9 for r in results)
 
 
 def test_hhot_costs_tree_distance_of_mixed_labels(small_tree):
@@ -77,4 +77,4 @@ def test_large_inputs_are_subsampled_with_seed(small_tree):
     index = LabelIndex.from_tree(small_tree)
     embeddings, names = _blobs(["car", "person"], 30, CENTRES)
     results = hierarchy_clustering_scores(embeddings, index.encode(names), index, max_items=20)
-    assert results[0]["items"] == 20 and results[0]["purity"] == 1.0
+    assert results[0].items == 20 and results[0].purity == 1.0

@@ -1,7 +1,7 @@
-"""Tests for the evaluation (training.eval): evaluate, embed, queries and report:
-the crop table and query rules on hand-made inputs, then end to end on small demo outputs.
+"""Tests for training.eval.evaluate: options, then the whole evaluation end to end on small
+demo outputs (report files, every metric family, the cache, zero-shot, kNN, user errors).
 
-Module fixture: the pipeline on 120/20/20 synthetic images (low thresholds) and 5 CPU training
+Module fixture: the shared pipeline run (tests/training/conftest.py) and 5 CPU training
 steps of a tiny ViT; evaluation runs on the 120-image train split (enough candidates for Top-100).
 """
 
@@ -10,136 +10,18 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
-from training.eval import embed
-from training.eval.embed import CROPS, crop_rows, shard_fingerprint
-from training.eval.evaluate import EvalConfig, evaluate, main, parse_top_k, pr_area
-from training.eval.labels import LabelIndex
-from training.eval.queries import build_eval_set
+from training.eval import models
+from training.eval.evaluate import EvalConfig, evaluate, main, parse_top_k
 from training.train import main as train_main
 
 KNN_COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 
-def _box(key: str, box_id: int, label: str, area: float, parent: str = "img") -> dict:
-    """A full-height box of width ``area`` (normalised), so its area fraction is ``area``."""
-    return {
-        "key": key,
-        "box_id": box_id,
-        "label": label,
-        "xmin": 0.0,
-        "xmax": area,
-        "ymin": 0.0,
-        "ymax": 1.0,
-        "is_group_of": 0,
-        "tree_parent": parent,
-    }
-
-
-def test_crop_rows_embed_image_and_boxes_but_never_cross_image_copies():
-    metadata = {
-        "image_id": "im1",
-        "split": "validation",
-        "labels": ["car", "wheel"],
-        "boxes": [_box("b000", 0, "car", 0.64), _box("b001", 1, "wheel", 0.09, parent="b000")],
-        "cross": [{"key": "x000", "label": "wheel", "source_image_id": "im2", "source_box_id": 4}],
-        "pairs": [],
-    }
-    rows = crop_rows(metadata, "s.tar")
-    assert [r["key"] for r in rows] == ["img", "b000", "b001"]
-    assert [r["image_depth"] for r in rows] == [0, 1, 2]
-    assert [r["area_fraction"] for r in rows] == pytest.approx([1.0, 0.64, 0.09])
-    assert rows[0]["labels"] == ["car", "wheel"] and rows[2]["labels"] == ["wheel"]
-    assert pa.Table.from_pylist(rows, schema=CROPS).num_rows == 3
-
-
-def _tree_index() -> LabelIndex:
-    import networkx as nx
-
-    tree = nx.DiGraph(root="scene")
-    tree.add_edges_from([("scene", "car"), ("car", "wheel"), ("scene", "house")])
-    return LabelIndex.from_tree(tree)
-
-
-def _crops(areas: list[float], labels: list[str]) -> pa.Table:
-    """Image "a" with one box per area and label, then image "b" with one large house box."""
-    boxes = [
-        _box(f"b{i:03d}", i, label, area)
-        for i, (area, label) in enumerate(zip(areas, labels, strict=True))
-    ]
-    rows = crop_rows(
-        {
-            "image_id": "a",
-            "split": "s",
-            "labels": sorted(set(labels)),
-            "boxes": boxes,
-            "cross": [],
-            "pairs": [],
-        },
-        "s.tar",
-    )
-    rows += crop_rows(
-        {
-            "image_id": "b",
-            "split": "s",
-            "labels": ["house"],
-            "boxes": [_box("b000", 0, "house", 0.5)],
-            "cross": [],
-            "pairs": [],
-        },
-        "s.tar",
-    )
-    return pa.Table.from_pylist(rows, schema=CROPS)
-
-
-def test_children_are_boxes_covering_5_to_30_percent_inclusive():
-    areas = [0.04, 0.05, 0.09, 0.30, 0.36]  # 0.05 and 0.30 are inside
-    ev = build_eval_set(_crops(areas, ["wheel", "wheel", "car", "wheel", "car"]), _tree_index())
-    assert ev.children.tolist() == [2, 3, 4]  # crop rows: 0 is image a, then b000..b004
-    assert ev.child_parent.tolist() == [0, 0, 0]  # all cut from image a (parent index 0)
-    assert ev.parents.tolist() == [0, 6]
-    assert ev.depth.tolist() == [0, 2, 2, 1, 2, 1, 0, 1]  # images 0, car 1, wheel 2, house 1
-    # Same-class parent -> child queries: (image a, wheel), (image a, car), deduplicated.
-    pairs = ev.same_class_pairs()
-    assert sorted(zip(*(p.tolist() for p in pairs), strict=True)) == [(0, 0), (0, 1)]
-
-
-def test_labels_missing_from_the_tree_are_left_out_and_counted():
-    ev = build_eval_set(_crops([0.3, 0.3], ["wheel", "ghost"]), _tree_index())
-    assert ev.unknown_labels == ["ghost"]
-    assert ev.counts()["boxes_with_labels_not_in_tree"] == 1
-    assert ev.children.tolist() == [1]  # the ghost box is neither child nor clustered
-    assert ev.labels.labels == ("car", "wheel", "house")  # depth-first codes
-    assert ev.parent_labels[0].tolist() == [False, True, False]  # image a: wheel (ghost dropped)
-
-
-def test_query_subsets_are_seeded_and_capped():
-    crops = _crops([0.3] * 12, ["wheel"] * 12)
-    first = build_eval_set(crops, _tree_index(), max_queries=5, seed=3)
-    again = build_eval_set(crops, _tree_index(), max_queries=5, seed=3)
-    other = build_eval_set(crops, _tree_index(), max_queries=5, seed=4)
-    assert len(first.child_queries) == 5 and len(first.children) == 12
-    assert first.child_queries.tolist() == again.child_queries.tolist()
-    assert first.child_queries.tolist() != other.child_queries.tolist()
-    assert first.parent_queries.tolist() == [0, 1]  # 2 images <= 5: all of them
-
-
 def test_top_k_option_parses_counts_and_fractions():
     assert parse_top_k("10, 50,0.05") == [10, 50, 0.05]
-
-
-def test_pr_area_of_a_perfect_then_flat_curve():
-    curve = {"recall": np.array([1.0, 0.5, 0.0]), "precision": np.array([0.5, 1.0, np.nan])}
-    assert pr_area(curve) == pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
-
-
-def test_shard_fingerprint_is_the_marker_sha256(tmp_path):
-    (tmp_path / "s-000000.tar").write_bytes(b"x")
-    (tmp_path / "s-000000.json").write_text(json.dumps({"sha256": "abc"}))
-    assert shard_fingerprint(str(tmp_path / "s-000000.tar")) == "sha256:abc"
 
 
 @pytest.fixture(scope="module")
@@ -286,13 +168,13 @@ def test_pr_curves_clustering_radial_and_knn_values_are_sane(tuned):
 
 def test_second_evaluation_reads_the_cache_and_never_calls_the_encoder(demo, tmp_path, monkeypatch):
     calls = []
-    original = embed.EmbeddingModel.embed_pixels
+    original = models.EmbeddingModel.embed_pixels
 
     def counting(self, pixels):
         calls.append(len(pixels))
         return original(self, pixels)
 
-    monkeypatch.setattr(embed.EmbeddingModel, "embed_pixels", counting)
+    monkeypatch.setattr(models.EmbeddingModel, "embed_pixels", counting)
     cache = str(tmp_path / "cache")
     first = evaluate(_config(demo, tmp_path / "one", cache_dir=cache, grid_queries=0))
     embedded = sum(calls)

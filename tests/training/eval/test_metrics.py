@@ -53,12 +53,12 @@ def test_perfect_hierarchical_embedding_gives_precision_one(small_tree):
     images, crops = perfect_embedding()
     parent_to_child, child_to_parent = _relevances(small_tree)
     results = hierarchical_retrieval(images, crops, parent_to_child, [3, 4], "angle_p2c", 1.0)
-    assert [(r["precision"], r["queries"]) for r in results] == [(1.0, 2), (1.0, 2)]
+    assert [(r.precision, r.queries) for r in results] == [(1.0, 2), (1.0, 2)]
     # K = 4 retrieves all of person's 4 crops but only 4 of car's 6.
-    assert results[1]["recall"] == pytest.approx((4 / 6 + 1.0) / 2)
+    assert results[1].recall == pytest.approx((4 / 6 + 1.0) / 2)
     results = hierarchical_retrieval(crops, images, child_to_parent, [1], "angle_c2p", 1.0)
-    assert results[0]["precision"] == 1.0 and results[0]["recall"] == 1.0
-    assert results[0]["ot"] is None
+    assert results[0].precision == 1.0 and results[0].recall == 1.0
+    assert results[0].ot is None
 
 
 def test_ot_of_a_perfect_retrieval_of_all_correct_items_is_zero(small_tree):
@@ -67,7 +67,7 @@ def test_ot_of_a_perfect_retrieval_of_all_correct_items_is_zero(small_tree):
     car, person = parent_to_child.counts()
     assert (car, person) == (6, 4)
     values = hierarchical_retrieval(images[:1], crops, parent_to_child, [6], "angle_p2c", 1.0)
-    assert values[0]["ot"] == 0.0 and values[0]["recall"] == 1.0
+    assert values[0].ot == 0.0 and values[0].recall == 1.0
 
 
 def test_ot_distance_equals_hand_computed_value_with_others_bin():
@@ -91,9 +91,9 @@ def test_ot_of_retrieving_everything_matches_hand_value(small_tree):
     images, crops = perfect_embedding()
     parent_to_child, _ = _relevances(small_tree)
     result = hierarchical_retrieval(images, crops, parent_to_child, [1.0], "angle_p2c", 1.0)[0]
-    assert result["count"] == 10
-    assert result["ot"] == pytest.approx((11 / 15 + 0.9) / 2)
-    assert result["precision"] == pytest.approx((6 / 10 + 4 / 10) / 2)
+    assert result.count == 10
+    assert result.ot == pytest.approx((11 / 15 + 0.9) / 2)
+    assert result.precision == pytest.approx((6 / 10 + 4 / 10) / 2)
 
 
 def test_child_to_parent_relevance_reads_ground_truth_backwards(small_tree):
@@ -169,9 +169,9 @@ def test_precision_recall_curve_over_cosine_thresholds_by_hand():
         thresholds=np.array([-0.5, 0.5, 0.9, 1.5]),
         gallery_chunk=3,
     )
-    assert curve["retrieved"].tolist() == [3, 2, 1, 0]
-    assert curve["precision"][:3].tolist() == [2 / 3, 0.5, 1.0] and np.isnan(curve["precision"][3])
-    assert curve["recall"].tolist() == [1.0, 0.5, 0.5, 0.0]
+    assert curve.retrieved.tolist() == [3, 2, 1, 0]
+    assert curve.precision[:3].tolist() == [2 / 3, 0.5, 1.0] and np.isnan(curve.precision[3])
+    assert curve.recall.tolist() == [1.0, 0.5, 0.5, 0.0]
 
 
 def test_precision_recall_curve_distance_retrieves_below_threshold():
@@ -180,16 +180,16 @@ def test_precision_recall_curve_distance_retrieves_below_threshold():
     curve = precision_recall_curve(
         query, gallery, relevance, "distance", thresholds=np.array([0.5, 1.0, 1.5])
     )
-    assert curve["retrieved"].tolist() == [1, 2, 3]
-    assert curve["true_positives"].tolist() == [1, 1, 2]
+    assert curve.retrieved.tolist() == [1, 2, 3]
+    assert curve.true_positives.tolist() == [1, 1, 2]
 
 
 def test_precision_recall_curve_defaults_to_degree_angle_thresholds(small_tree):
     images, crops = perfect_embedding()
     parent_to_child, _ = _relevances(small_tree)
     curve = precision_recall_curve(images, crops, parent_to_child, "angle_p2c", 1.0)
-    assert len(curve["thresholds"]) == 181
+    assert len(curve.thresholds) == 181
     # Threshold 0 retrieves every pair; recall 1 and precision = 10 correct of 20 pairs.
-    assert curve["recall"][0] == 1.0 and curve["precision"][0] == 0.5
+    assert curve.recall[0] == 1.0 and curve.precision[0] == 0.5
     # A perfect embedding has a threshold with precision 1 and recall 1.
-    assert ((curve["precision"] == 1.0) & (curve["recall"] == 1.0)).any()
+    assert ((curve.precision == 1.0) & (curve.recall == 1.0)).any()

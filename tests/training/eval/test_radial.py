@@ -50,6 +50,6 @@ def test_radial_probe_on_depth_ordered_embedding():
     tangent = directions * torch.as_tensor(lengths, dtype=torch.float32)[:, None]
     probe = radial_probe(exp_map0(tangent, 1.0), depths, curv=1.0)
     # All 1200 pairs of different depth are concordant; 570 of 1770 pairs tie in depth.
-    assert probe["kendall_tau"] == pytest.approx(1200 / math.sqrt(1770 * 1200), rel=1e-6)
-    mean_radii = [row["mean_radius"] for row in probe["per_depth"]]
+    assert probe.kendall_tau == pytest.approx(1200 / math.sqrt(1770 * 1200), rel=1e-6)
+    mean_radii = [row.mean_radius for row in probe.per_depth]
     assert mean_radii == pytest.approx([1.095, 2.095, 3.095], rel=1e-4)
