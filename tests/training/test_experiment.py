@@ -27,7 +27,7 @@ def _config(root) -> ExperimentConfig:
 
 def test_one_table_compares_lorentz_euclidean_and_zero_shot(demo_root):
     result = run(_config(demo_root))
-    rows = [(r["model"], r["score"]) for r in result["rows"]]
+    rows = [(r.model, r.score) for r in result.rows]
     assert rows == [
         ("Lorentz", "angle"),
         ("Lorentz", "cosine"),
@@ -52,7 +52,7 @@ def test_one_table_compares_lorentz_euclidean_and_zero_shot(demo_root):
 def test_rerun_reuses_training_and_the_embedding_cache(demo_root, monkeypatch):
     run(_config(demo_root))  # idempotent if the test above ran first
     calls = []
-    monkeypatch.setattr(experiment.train, "main", lambda argv: calls.append(argv) or 0)
+    monkeypatch.setattr(experiment, "train", lambda config: calls.append(config))
     run(_config(demo_root))
     assert calls == []
     assert json.loads((demo_root / "experiment" / "results.json").read_text())["training_reused"]
