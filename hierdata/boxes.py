@@ -4,6 +4,7 @@ Every check runs over whole pyarrow string columns (one chunk of a CSV at a time
 """
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -143,6 +144,116 @@ def empty_box(coordinates: np.ndarray) -> np.ndarray:
     return (coordinates[:, 0] >= coordinates[:, 1]) | (coordinates[:, 2] >= coordinates[:, 3])
 
 
+@dataclass(frozen=True)
+class _ParsedFields:
+    """The numeric fields of one chunk, parsed; bad_* mark lines whose text did not parse."""
+
+    coordinates: np.ndarray  # (N, 4) XMin, XMax, YMin, YMax as written
+    confidence: np.ndarray | None  # (N,) or None without a Confidence column
+    flags: dict[str, np.ndarray]  # schema field -> (N,) int8
+    bad_number: np.ndarray  # (N,) bool
+    bad_flag: np.ndarray  # (N,) bool
+
+
+def _parse_fields(fields: Mapping[str, pa.Array], n: int) -> _ParsedFields:
+    coordinates = np.empty((n, 4), np.float64)
+    bad_number = np.zeros(n, bool)
+    for column, name in enumerate(COORDINATES):
+        coordinates[:, column], bad = parse_numbers(fields[name])
+        bad_number |= bad
+    confidence = None
+    if "Confidence" in fields:
+        confidence, bad = parse_numbers(fields["Confidence"], empty_is_null=True)
+        bad_number |= bad
+    flags = {}
+    bad_flag = np.zeros(n, bool)
+    for name, field in FLAGS.items():
+        flags[field], bad = parse_flags(fields.get(name), n)
+        bad_flag |= bad
+    return _ParsedFields(coordinates, confidence, flags, bad_number, bad_flag)
+
+
+def _reject_reasons(
+    lines: pa.Array,
+    field_counts: np.ndarray,
+    fields: Mapping[str, pa.Array],
+    header_count: int,
+    labels: Collection[str],
+    parsed: _ParsedFields,
+    clipped: np.ndarray,
+) -> np.ndarray:
+    """(N,) int8: each line's first failed check in REJECT_PRIORITY (an index into
+    REJECT_REASONS), -1 for a kept line."""
+    checks = {
+        "empty_line": empty_line(lines),
+        "column_count": column_count(field_counts, header_count),
+        "bad_image_id": bad_image_id(fields["ImageID"]),
+        "unknown_label": unknown_label(fields["LabelName"], labels),
+        "bad_number": parsed.bad_number,
+        "bad_flag": parsed.bad_flag,
+        "out_of_range": out_of_range(parsed.coordinates),
+        "empty_box": empty_box(clipped),
+    }
+    reason = np.full(len(field_counts), -1, np.int8)
+    for name in REJECT_PRIORITY:
+        reason[(reason < 0) & checks[name]] = REJECT_REASONS.index(name)
+    return reason
+
+
+def _kept_rows(
+    fields: Mapping[str, pa.Array],
+    parsed: _ParsedFields,
+    clipped: np.ndarray,
+    kept: np.ndarray,
+    split: str,
+    file: str,
+    line_numbers: np.ndarray,
+) -> pa.Table:
+    keep = pa.array(kept)
+    n_kept = int(kept.sum())
+    source = fields.get("Source")
+    confidence = parsed.confidence
+    columns = {
+        "split": pa.repeat(split, n_kept),
+        "image_id": fields["ImageID"].filter(keep),
+        "label": fields["LabelName"].filter(keep),
+        # An empty Source reads as absent, like an empty Confidence.
+        "source": (
+            pa.nulls(n_kept, pa.string())
+            if source is None
+            else pc.if_else(pc.equal(source, ""), None, source).filter(keep)
+        ),
+        "confidence": (
+            pa.nulls(n_kept, pa.float32())
+            if confidence is None
+            else pa.array(confidence[kept].astype(np.float32), from_pandas=True)
+        ),
+        **{field: clipped[kept, column] for column, field in enumerate(COORDINATES.values())},
+        **{field: values[kept] for field, values in parsed.flags.items()},
+        "file": pa.repeat(file, n_kept),
+        "line": line_numbers[kept].astype(np.int64),
+    }
+    return pa.Table.from_arrays([_as_array(columns[f.name], f.type) for f in ROWS], schema=ROWS)
+
+
+def _rejected_rows(
+    lines: pa.Array, reason: np.ndarray, split: str, file: str, line_numbers: np.ndarray
+) -> pa.Table:
+    rejected = reason >= 0
+    n_rejected = int(rejected.sum())
+    reasons = np.asarray(REJECT_REASONS, dtype=object)[reason[rejected]]
+    return pa.Table.from_arrays(
+        [
+            pa.repeat(split, n_rejected).cast(pa.string()),
+            pa.repeat(file, n_rejected).cast(pa.string()),
+            pa.array(line_numbers[rejected].astype(np.int64)),
+            pa.array(reasons, pa.string()),
+            lines.filter(pa.array(rejected)).cast(pa.string()),
+        ],
+        schema=REJECTS,
+    )
+
+
 def validate_rows(
     lines: pa.Array,
     field_counts: np.ndarray,
@@ -167,75 +278,8 @@ def validate_rows(
     Returns:
         (rows with schema ROWS, rejects with schema REJECTS); each line is in exactly one.
     """
-    n = len(lines)
-    coordinates = np.empty((n, 4), np.float64)
-    bad_number = np.zeros(n, bool)
-    for column, name in enumerate(COORDINATES):
-        coordinates[:, column], bad = parse_numbers(fields[name])
-        bad_number |= bad
-    confidence = None
-    if "Confidence" in fields:
-        confidence, bad = parse_numbers(fields["Confidence"], empty_is_null=True)
-        bad_number |= bad
-    flags = {}
-    bad_flag = np.zeros(n, bool)
-    for name, field in FLAGS.items():
-        flags[field], bad = parse_flags(fields.get(name), n)
-        bad_flag |= bad
-    clipped = clip_coordinates(coordinates)
-
-    checks = {
-        "empty_line": empty_line(lines),
-        "column_count": column_count(field_counts, header_count),
-        "bad_image_id": bad_image_id(fields["ImageID"]),
-        "unknown_label": unknown_label(fields["LabelName"], labels),
-        "bad_number": bad_number,
-        "bad_flag": bad_flag,
-        "out_of_range": out_of_range(coordinates),
-        "empty_box": empty_box(clipped),
-    }
-    # reason: index into REJECT_REASONS, -1 for a kept row.
-    reason = np.full(n, -1, np.int8)
-    for name in REJECT_PRIORITY:
-        reason[(reason < 0) & checks[name]] = REJECT_REASONS.index(name)
-
-    kept = reason < 0
-    keep = pa.array(kept)
-    n_kept = int(kept.sum())
-    source = fields.get("Source")
-    columns = {
-        "split": pa.repeat(split, n_kept),
-        "image_id": fields["ImageID"].filter(keep),
-        "label": fields["LabelName"].filter(keep),
-        # An empty Source reads as absent, like an empty Confidence.
-        "source": (
-            pa.nulls(n_kept, pa.string())
-            if source is None
-            else pc.if_else(pc.equal(source, ""), None, source).filter(keep)
-        ),
-        "confidence": (
-            pa.nulls(n_kept, pa.float32())
-            if confidence is None
-            else pa.array(confidence[kept].astype(np.float32), from_pandas=True)
-        ),
-        **{field: clipped[kept, column] for column, field in enumerate(COORDINATES.values())},
-        **{field: values[kept] for field, values in flags.items()},
-        "file": pa.repeat(file, n_kept),
-        "line": line_numbers[kept].astype(np.int64),
-    }
-    rows = pa.Table.from_arrays([_as_array(columns[f.name], f.type) for f in ROWS], schema=ROWS)
-
-    rejected = ~kept
-    n_rejected = n - n_kept
-    reasons = np.asarray(REJECT_REASONS, dtype=object)[reason[rejected]]
-    rejects = pa.Table.from_arrays(
-        [
-            pa.repeat(split, n_rejected).cast(pa.string()),
-            pa.repeat(file, n_rejected).cast(pa.string()),
-            pa.array(line_numbers[rejected].astype(np.int64)),
-            pa.array(reasons, pa.string()),
-            lines.filter(pa.array(rejected)).cast(pa.string()),
-        ],
-        schema=REJECTS,
-    )
-    return rows, rejects
+    parsed = _parse_fields(fields, len(lines))
+    clipped = clip_coordinates(parsed.coordinates)
+    reason = _reject_reasons(lines, field_counts, fields, header_count, labels, parsed, clipped)
+    rows = _kept_rows(fields, parsed, clipped, reason < 0, split, file, line_numbers)
+    return rows, _rejected_rows(lines, reason, split, file, line_numbers)
