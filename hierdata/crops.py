@@ -1,6 +1,7 @@
 """Image cropping for the shards: decode each source image once and cut every crop it needs.
 
-Owns the crop rectangle rule, draft decoding and resizing, JPEG encoding and image errors.
+Owns the crop rectangle rule, the draft scale, resizing and JPEG encoding; bounded reads and
+their errors are hierdata.image_files', strict decoding hierdata.image_decode's.
 
 Orientation. Open Images boxes are normalised to the image *as stored* (its pixel matrix), not
 as an EXIF-aware viewer would display it: the dataset's "Rotated images" note says the
@@ -42,36 +43,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from hierdata import io as files
-from hierdata.errors import InputError
+from hierdata.image_decode import decode_rgb, open_image
+from hierdata.image_files import ImageError as ImageError  # raised here, re-exported
+from hierdata.image_files import read_image_file
 from schemas.sample import ROOT_KEY
 
 _MAX_DRAFT_SCALE = 8  # libjpeg decodes at 1/2, 1/4 or 1/8 of full size
 _RESAMPLE = Image.Resampling.BICUBIC
-# What PIL raises for bad image data; anything else is a bug and should surface.
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
-
-
-class ImageError(Exception):
-    """A source image that cannot be used: recorded with its reason, never a crash.
-
-    Reasons: "image_missing" (no such file), "image_corrupt" (not a decodable image),
-    "image_truncated" (empty, or the data ends early), "image_unsupported" (a recognised format
-    or size that cannot be decoded).
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-    def reject_row(self, split: str, url: str, image_id: str) -> dict:
-        """This error as a schemas.REJECTS row: file = the image URL, line 0, raw = "ID: detail"
-        cut to 1000 characters."""
-        raw = f"{image_id}: {self.detail}"[:1000]
-        return {"split": split, "file": url, "line": 0, "reason": self.reason, "raw": raw}
+DEFAULT_MAX_IMAGE_BYTES = 64 << 20
+DEFAULT_IMAGE_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -173,48 +155,6 @@ def draft_scale(width: int, height: int, rectangles: np.ndarray, crop_size: int)
     return int(min(_MAX_DRAFT_SCALE, reduction_levels(outputs, crop_size).min()))
 
 
-def _image_error(err: Exception) -> ImageError:
-    """The ImageError for an exception PIL raised while identifying or decoding an image."""
-    if isinstance(err, UnidentifiedImageError):
-        # Its message names the in-memory buffer's address; keep reject records reproducible.
-        return ImageError("image_corrupt", "not a recognised image format")
-    message = str(err)
-    if isinstance(err, Image.DecompressionBombError) or "not available" in message:
-        return ImageError("image_unsupported", message)  # too many pixels, or a missing codec
-    if "truncated" in message.lower():
-        return ImageError("image_truncated", message)
-    return ImageError("image_corrupt", message)
-
-
-def _open(image_bytes: bytes) -> Image.Image:
-    if not image_bytes:
-        raise ImageError("image_truncated", "empty file")
-    try:
-        return Image.open(io.BytesIO(image_bytes))
-    except _PIL_ERRORS as err:
-        raise _image_error(err) from err
-
-
-def _decode(image: Image.Image, scale: int) -> tuple[Image.Image, int]:
-    """Decode as RGB, at 1/scale for a JPEG; returns the image and the scale it got."""
-    if scale > 1:
-        width, height = image.size
-        drafted = image.draft("RGB", (width // scale, height // scale))
-        # draft() returns the full image's extent in drafted pixels (None: no draft for
-        # this format); width / extent is the scale libjpeg will decode at.
-        scale = round(width / drafted[1][2]) if drafted else 1
-    try:
-        image.load()
-    except _PIL_ERRORS as err:
-        raise _image_error(err) from err
-    if image.mode == "RGB":
-        return image, scale
-    try:
-        return image.convert("RGB"), scale
-    except ValueError as err:  # a mode with no RGB conversion, e.g. 16-bit greyscale
-        raise ImageError("image_unsupported", str(err)) from err
-
-
 def _render(
     decoded: Image.Image, rectangle: np.ndarray, size: np.ndarray, scale: int, level: int
 ) -> Image.Image:
@@ -279,14 +219,14 @@ def render_crops(
     keys = [request.key for request in requests]
     if len(set(keys)) != len(keys) or ROOT_KEY in keys:
         raise ValueError(f"crop keys must be unique and not {ROOT_KEY!r}: {keys}")
-    image = _open(image_bytes)
+    image = open_image(image_bytes)
     width, height = image.size
     boxes = np.array([[r.xmin, r.xmax, r.ymin, r.ymax] for r in requests], dtype=np.float64)
     rectangles = np.concatenate([[[0, 0, width, height]], crop_rectangles(boxes, width, height)])
     sizes = output_sizes(rectangles, crop_size)
     levels = reduction_levels(rectangles, crop_size)
     scale = draft_scale(width, height, rectangles[1:], crop_size) if allow_draft else 1
-    decoded, scale = _decode(image, scale)
+    decoded, scale = decode_rgb(image_bytes, image, scale)
     outputs = zip([ROOT_KEY, *keys], rectangles, sizes, levels, strict=True)
     return {
         key: _jpeg(_render(decoded, rectangle, size, scale, max(int(level), scale)), quality)
@@ -295,15 +235,19 @@ def render_crops(
 
 
 def render_file(
-    url: str, requests: Sequence[CropRequest], crop_size: int, quality: int
+    url: str,
+    requests: Sequence[CropRequest],
+    crop_size: int,
+    quality: int,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    timeout: float = DEFAULT_IMAGE_TIMEOUT,
 ) -> tuple[dict[str, bytes], tuple[int, int]]:
-    """render_crops of the image file at `url` (local path or fsspec URL).
+    """render_crops of the image file at `url` (local path or fsspec URL), read within bounds.
 
+    Args:
+        max_bytes, timeout: as for image_files.read_image_file.
     Raises:
-        ImageError: "image_missing" when there is no such file, else as render_crops.
+        ImageError: a read failure (image_files.read_image_file), else as render_crops.
     """
-    try:
-        data = files.read_bytes(url)
-    except InputError as err:
-        raise ImageError("image_missing", str(err)) from err
+    data = read_image_file(url, max_bytes, timeout)
     return render_crops(data, requests, crop_size, quality)

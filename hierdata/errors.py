@@ -19,6 +19,11 @@ class RejectBoundExceeded(InputError):
     """More input rows were rejected than --max_reject_fraction allows."""
 
 
+class ImageRejectBoundExceeded(InputError):
+    """More images were missing or corrupt than --max_image_reject_fraction allows, or no
+    sample was written where shards were asked for."""
+
+
 def user_error_in(err: BaseException) -> InputError | None:
     """The InputError that caused ``err``, following its ``__cause__``/``__context__`` chain.
 

@@ -97,6 +97,23 @@ def write_parquet(url: str, table: pa.Table) -> None:
     write_bytes(url, buffer.getvalue().to_pybytes())
 
 
+def check_writable(root: str) -> None:
+    """Write and remove a small hidden file under `root` (creating it), so that an unwritable
+    output is one clear error at launch, not a worker's traceback at the end of the run.
+
+    Raises:
+        InputError: naming the root and what the store said.
+    """
+    probe = join(root, f".write-probe-{uuid.uuid4().hex}")
+    try:
+        write_bytes(probe, b"")
+        fs, path = filesystem(probe)
+        fs.rm_file(path)
+    except Exception as err:  # any store's refusal (OSError locally, HTTP errors remotely)
+        detail = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise InputError(f"--output {root} is not writable: {detail}") from err
+
+
 def remove_tree(url: str) -> None:
     """Remove a folder and everything under it; a missing folder is fine."""
     fs, path = filesystem(url)

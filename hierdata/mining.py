@@ -1,6 +1,8 @@
 """Pair mining: number the boxes of each image, then find image ⊃ box and box ⊃ box candidates.
 
-Works on whole tables of many images at once: numpy over all box pairs, in blocks of ~1M pairs.
+Works on whole tables of many images at once: numpy over all box pairs, in blocks of ~1M pairs
+that cut across images and inside one image alike, so a crowded image (10,000 boxes, 50M pairs)
+costs no more memory at a time than a bucket of small ones.
 """
 
 import numpy as np
@@ -113,15 +115,29 @@ def _pairs_table(
     return pa.table(columns, schema=PAIRS)
 
 
-def _pair_blocks(group_sizes: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
-    """Split consecutive groups into [first, stop) ranges of about max_pairs unordered pairs.
+def _row_blocks(pairs_per_row: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
+    """Split consecutive rows into [first, stop) ranges of about max_pairs pairs each.
 
-    A group with more pairs than max_pairs gets a block of its own; groups are never split.
+    Rows are never split, so a block holds at most max_pairs plus one row's pairs (fewer than
+    the boxes of one image); a crowded image spans many blocks.
     """
-    pairs_before = np.concatenate([[0], np.cumsum(group_sizes * (group_sizes - 1) // 2)])
+    pairs_before = np.concatenate([[0], np.cumsum(pairs_per_row)])
     edges = np.searchsorted(pairs_before, np.arange(0, pairs_before[-1], max_pairs), "right") - 1
-    edges = np.unique(np.append(edges, group_sizes.size))
+    edges = np.unique(np.append(edges, pairs_per_row.size))
     return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+
+
+def _pairs_of_rows(
+    span_start: np.ndarray, span_length: np.ndarray, first: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) for rows first..stop-1, each paired with the rows of its span [start, start+len)."""
+    rows = np.arange(first, stop, dtype=np.int64)
+    length = span_length[first:stop]
+    i = np.repeat(rows, length)
+    # j walks each row's span: position in the block's output minus where the row's pairs begin.
+    first_pair = np.cumsum(length) - length
+    j = np.arange(i.size, dtype=np.int64) - np.repeat(first_pair - span_start[first:stop], length)
+    return i, j
 
 
 def _box_box_rule(
@@ -200,17 +216,18 @@ def mine_pairs(
         "is_group": boxes.column("is_group_of").to_numpy()[rows] == 1,
     }
     group_sizes = _run_lengths(image_key[rows])
-    group_starts = np.cumsum(group_sizes) - group_sizes
+    # The strict area rule orients each unordered pair (the larger box is the parent), so half
+    # the ordered pairs never need to exist: position p pairs with p+1 .. the end of its image.
+    group_ends = np.repeat(np.cumsum(group_sizes), group_sizes)
+    span_start = np.arange(rows.size, dtype=np.int64) + 1
+    span_length = group_ends - span_start
     no_pairs = np.zeros(0, dtype=np.int64)
     found = [(no_pairs, no_pairs, np.zeros(0), np.zeros(0))]
-    # Blocks of images bound the memory of the pair arrays (sum of n^2 over a whole table
-    # would be gigabytes) and keep them small enough for the allocator to reuse.
-    for first, stop in _pair_blocks(group_sizes, _PAIRS_PER_BLOCK):
-        # The strict area rule orients each unordered pair (the larger box is the parent),
-        # so half the ordered pairs never need to exist.
-        a, b = geometry.pairs_within_groups(group_sizes[first:stop], ordered=False)
-        offset = group_starts[first]
-        found.append(_box_box_rule(a + offset, b + offset, kept_boxes, containment, duplicate_iou))
+    # Blocks of rows bound the memory of the pair arrays (sum of n^2 over a whole table, or
+    # over one crowded image, would be gigabytes) and keep them small enough to be reused.
+    for first, stop in _row_blocks(span_length, _PAIRS_PER_BLOCK):
+        a, b = _pairs_of_rows(span_start, span_length, first, stop)
+        found.append(_box_box_rule(a, b, kept_boxes, containment, duplicate_iou))
     parent, child, inside, overlap = (
         np.concatenate([block[k] for block in found]) for k in range(4)
     )

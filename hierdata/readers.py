@@ -7,6 +7,8 @@ import csv
 import io as textio
 import json
 import posixpath
+import re
+import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -16,7 +18,7 @@ import pyarrow as pa
 from hierdata import io
 from hierdata.boxes import COLUMNS, validate_rows
 from hierdata.errors import InputError
-from schemas.tables import REJECTS, ROWS
+from schemas.tables import IMAGE_ID_PATTERN, REJECTS, ROWS
 
 BBOX_NAMES: dict[str, tuple[str, ...]] = {
     "train": ("oidv6-train-annotations-bbox.csv", "train-annotations-bbox.csv"),
@@ -33,6 +35,15 @@ REQUIRED_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 HIERARCHY_RELATIONS = ("Subcategory", "Part")
 
 _BOM = b"\xef\xbb\xbf"
+_IMAGE_ID = re.compile(IMAGE_ID_PATTERN)
+# Leading bytes of files that are not plain text: the readers cut byte ranges of plain CSV.
+_BINARY_MAGIC = {
+    b"\x1f\x8b": "gzip-compressed",
+    b"BZh": "bzip2-compressed",
+    b"\xfd7zXZ\x00": "xz-compressed",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed",
+    b"PK\x03\x04": "a zip archive",
+}
 # Header names a class-description file may start with when its labels do not start with "/".
 _CLASS_HEADER_FIELDS = {"label", "labelname", "label_name", "id"}
 # Bytes read per step when looking for the end of the header or of a chunk's last line.
@@ -122,6 +133,11 @@ def read_hierarchy(url: str) -> list[tuple[str, str, str]]:
         tree = json.loads(io.read_bytes(url))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{url}: invalid hierarchy JSON: {err}") from err
+    except RecursionError as err:  # the json module recurses once per nesting level
+        raise InputError(
+            f"{url}: hierarchy JSON nested deeper than the parser allows "
+            f"(about {sys.getrecursionlimit()} levels)"
+        ) from err
     edges: dict[tuple[str, str, str], None] = {}
     # Explicit stack of (parent, relation, child node) so deep trees cannot hit the recursion
     # limit; children are pushed reversed so they pop in file order.
@@ -154,28 +170,53 @@ class Header:
 
     columns: tuple[str, ...]  # column names as in the file (stripped of \r and BOM)
     data_start: int  # byte offset where the first data line starts (file size if none)
+    newline: bytes = b"\n"  # b"\r" for a file with CR-only line endings (classic Mac)
 
 
 def read_header(url: str) -> Header:
     """Read and check the header line of a bbox CSV, reading only as many bytes as it needs.
 
-    Raises InputError for an empty file or one whose header lacks a REQUIRED_COLUMNS name.
+    Lines end in LF, CRLF or (classic Mac) CR alone: the first line break decides, and a file
+    whose header ends in a CR not followed by LF is read with CR as its newline.
+
+    Raises InputError for an empty file, a compressed or binary file, or one whose header
+    lacks a REQUIRED_COLUMNS name.
     """
     size = io.size(url)
     if size == 0:
         raise InputError(f"{url}: empty file")
     head = b""
     # Never ask for bytes at or past EOF: object stores answer such ranges with an error.
-    while b"\n" not in head and len(head) < size:
+    # A CR as the last byte read may still be the start of a CRLF: read one more block.
+    while len(head) < size and (
+        (b"\n" not in head and b"\r" not in head[:-1]) or head.endswith(b"\r")
+    ):
         head += io.read_range(url, len(head), min(len(head) + _SCAN_BYTES, size))
-    newline = head.find(b"\n")
-    data_start = len(head) if newline < 0 else newline + 1
+    _check_text(url, head)
+    line_feed, carriage_return = head.find(b"\n"), head.find(b"\r")
+    newline = b"\n"
+    if carriage_return >= 0 and (line_feed < 0 or carriage_return + 1 < line_feed):
+        newline = b"\r"  # a CR before the first LF, not part of a CRLF
+    end = head.find(newline)
+    data_start = len(head) if end < 0 else end + 1
     line = head[:data_start].removeprefix(_BOM).rstrip(b"\n").rstrip(b"\r")
-    columns = tuple(next(csv.reader([line.decode("utf-8", errors="replace")]), []))
+    try:
+        columns = tuple(next(csv.reader([line.decode("utf-8", errors="replace")]), []))
+    except csv.Error as err:
+        raise InputError(f"{url}: unreadable header line: {err}") from err
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise InputError(f"{url}: missing required column(s) {', '.join(missing)}")
-    return Header(columns, data_start)
+    return Header(columns, data_start, newline)
+
+
+def _check_text(url: str, head: bytes) -> None:
+    """Refuse a compressed or binary file with one line, before its bytes become rejects."""
+    for magic, kind in _BINARY_MAGIC.items():
+        if head.startswith(magic):
+            raise InputError(f"{url} is {kind}; decompress it first (the reader needs plain CSV)")
+    if b"\x00" in head:
+        raise InputError(f"{url} is not a text CSV (it holds NUL bytes)")
 
 
 @dataclass(frozen=True)
@@ -187,6 +228,7 @@ class Chunk:
     index: int  # 0..n-1 within the file
     start: int  # inclusive byte offset
     end: int  # exclusive byte offset
+    newline: bytes = b"\n"  # the file's line end (Header.newline)
 
 
 def plan_chunks(url: str, split: str, header: Header, chunk_bytes: int = 64 << 20) -> list[Chunk]:
@@ -196,16 +238,16 @@ def plan_chunks(url: str, split: str, header: Header, chunk_bytes: int = 64 << 2
     size = io.size(url)
     starts = range(header.data_start, max(size, header.data_start + 1), chunk_bytes)
     return [
-        Chunk(url, split, index, start, max(min(start + chunk_bytes, size), start))
+        Chunk(url, split, index, start, max(min(start + chunk_bytes, size), start), header.newline)
         for index, start in enumerate(starts)
     ]
 
 
 def _read_with_previous_byte(chunk: Chunk) -> bytes:
-    """Bytes [start - 1, end) of the chunk's file (fewer at EOF); a virtual "\\n" before byte 0,
-    so that a line starts at p exactly when the returned byte before p is "\\n"."""
+    """Bytes [start - 1, end) of the chunk's file (fewer at EOF); a virtual newline before byte
+    0, so that a line starts at p exactly when the returned byte before p is the newline."""
     if chunk.start == 0:
-        return b"\n" + io.read_range(chunk.url, 0, chunk.end)
+        return chunk.newline + io.read_range(chunk.url, 0, chunk.end)
     return io.read_range(chunk.url, chunk.start - 1, chunk.end)
 
 
@@ -213,8 +255,8 @@ def count_lines(chunk: Chunk) -> int:
     """Number of lines starting in [start, end); a last line without "\\n" counts, the empty
     string after a final "\\n" does not. Reads only the range plus the byte before it."""
     data = _read_with_previous_byte(chunk)
-    # Each "\n" before the last byte read starts a line inside the range.
-    return data.count(b"\n", 0, max(len(data) - 1, 0))
+    # Each newline before the last byte read starts a line inside the range.
+    return data.count(chunk.newline, 0, max(len(data) - 1, 0))
 
 
 def first_line(chunk: Chunk, line_counts: Mapping[tuple[str, int], int]) -> int:
@@ -225,12 +267,13 @@ def first_line(chunk: Chunk, line_counts: Mapping[tuple[str, int], int]) -> int:
 
 def _chunk_text(chunk: Chunk) -> bytes:
     """The bytes of every line starting in the chunk, the last one read to its end."""
+    newline = chunk.newline
     data = _read_with_previous_byte(chunk)
-    first = data.find(b"\n", 0, max(len(data) - 1, 0))
+    first = data.find(newline, 0, max(len(data) - 1, 0))
     if first < 0:
         return b""
     body = data[first + 1 :]
-    if body.endswith(b"\n"):
+    if body.endswith(newline):
         return body
     # The last line may run past `end`: read on until its newline or EOF (never past EOF:
     # object stores answer a range starting there with an error).
@@ -238,9 +281,9 @@ def _chunk_text(chunk: Chunk) -> bytes:
     position = chunk.end
     while position < size:
         more = io.read_range(chunk.url, position, min(position + _SCAN_BYTES, size))
-        newline = more.find(b"\n")
-        if newline >= 0:
-            return body + more[: newline + 1]
+        end = more.find(newline)
+        if end >= 0:
+            return body + more[: end + 1]
         body += more
         position += len(more)
     return body
@@ -349,7 +392,10 @@ def read_chunk(
     file = posixpath.basename(chunk.url.rstrip("/"))
     known = labels if isinstance(labels, pa.Array) else pa.array(list(labels), pa.string())
     parts = []
-    for batch in _batches(_chunk_text(chunk)):
+    text = _chunk_text(chunk)
+    if chunk.newline == b"\r":  # CR-only lines: the parser splits at LF
+        text = text.replace(b"\r", b"\n")
+    for batch in _batches(text):
         lines, counts, fields = parse_lines(batch, header.columns, COLUMNS)
         line_numbers = first_line + np.arange(len(lines), dtype=np.int64)
         first_line += len(lines)
@@ -372,6 +418,31 @@ def _batches(body: bytes, batch_bytes: int = _BATCH_BYTES) -> list[bytes]:
         batches.append(body[start:end])
         start = end
     return batches
+
+
+def head_image_ids(url: str, header: Header, limit: int) -> list[str]:
+    """The first `limit` distinct valid ImageIDs of a bbox CSV, from its first 64 KiB of data
+    (the launcher's image probe: no whole file is read)."""
+    size = io.size(url)
+    end = min(header.data_start + _SCAN_BYTES, size)
+    if end <= header.data_start:
+        return []
+    data = io.read_range(url, header.data_start, end).replace(b"\r\n", b"\n")
+    lines = data.replace(b"\r", b"\n").split(b"\n")
+    if end < size:
+        lines = lines[:-1]  # the last line may be cut by the range
+    column = header.columns.index("ImageID")
+    found: dict[str, None] = {}
+    for line in lines:
+        try:
+            fields = next(csv.reader([line.decode("utf-8", errors="replace")]), [])
+        except csv.Error:
+            continue
+        if len(fields) > column and _IMAGE_ID.fullmatch(fields[column]):
+            found.setdefault(fields[column], None)
+            if len(found) == limit:
+                break
+    return list(found)
 
 
 def read_boxes_file(

@@ -156,8 +156,3 @@ def finish_sample(
     entries = dict(own)
     entries.update({c["key"]: cross[c["key"]] for c in keep})
     return encode_sample(metadata["image_id"], entries, final)
-
-
-def image_url(template: str, input_root: str, split: str, image_id: str) -> str:
-    """The source image's URL from the --images template ({input}, {split}, {image_id})."""
-    return template.format(input=input_root.rstrip("/"), split=split, image_id=image_id)

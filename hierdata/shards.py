@@ -23,6 +23,7 @@ the same bytes, so two writers of one shard racing is harmless.
 import hashlib
 import io
 import json
+import posixpath
 import re
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,7 +35,7 @@ import pyarrow as pa
 from hierdata.io import exists, filesystem, size
 from hierdata.io import write_bytes as publish  # one whole file at once (atomic rename locally)
 from hierdata.outputs import read_shard_marker
-from schemas.layout import OutputLayout
+from schemas.layout import MARKER_SUFFIX, SHARD_SUFFIX, OutputLayout
 from schemas.sample import FIXED_MTIME, ROOT_KEY
 from schemas.tables import IMAGE_ID_PATTERN
 
@@ -168,7 +169,11 @@ def _json_bytes(obj: Any) -> bytes:
 
 
 def write_shard(
-    layout: OutputLayout, split: str, shard: int, samples: Iterable[tuple[str, Mapping[str, bytes]]]
+    layout: OutputLayout,
+    split: str,
+    shard: int,
+    samples: Iterable[tuple[str, Mapping[str, bytes]]],
+    run_fingerprint: str | None = None,
 ) -> dict:
     """Build one shard, publish its tar, then its completion marker; returns the marker.
 
@@ -176,8 +181,11 @@ def write_shard(
         layout: the output root.
         split, shard: which shard (named by layout.shard_tar_name; marker beside the tar).
         samples: (key, entries) as for build_tar; at least one.
+        run_fingerprint: run.json's "fingerprint", recorded in the marker as "run" so that a
+            consumer can tell shards of different runs apart (evaluation refuses to mix them).
     Returns:
-        The marker: {"shard", "tar", "samples", "bytes", "sha256", "keys_first", "keys_last"}.
+        The marker: {"shard", "tar", "samples", "bytes", "sha256", "keys_first", "keys_last"},
+        and "run" when a fingerprint was given.
 
     A rerun that finds a marker and tar matching the new bytes uploads nothing (idempotent). A
     marker that does not match is removed before the new tar goes up, so no marker ever
@@ -197,6 +205,8 @@ def write_shard(
         "keys_first": keys[0],
         "keys_last": keys[-1],
     }
+    if run_fingerprint is not None:
+        marker["run"] = run_fingerprint
     tar_url, marker_url = layout.shard_tar(split, shard), layout.shard_marker(split, shard)
     previous = read_shard_marker(tar_url)
     if previous == marker and exists(tar_url) and size(tar_url) == len(data):
@@ -218,6 +228,45 @@ def write_sizes(layout: OutputLayout, split: str, markers: Iterable[Mapping[str,
             raise ValueError(f"two markers for shard {name}")
         sizes[name] = int(marker["samples"])
     publish(layout.shard_sizes(split), _json_bytes(dict(sorted(sizes.items()))))
+
+
+def _is_temporary(name: str) -> bool:
+    """A hidden temporary file of hierdata.io.write_bytes (left by a killed writer)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def remove_temporaries(folder: str) -> list[str]:
+    """Remove the hidden temporary files a killed write left in `folder`; returns their names."""
+    fs, path = filesystem(folder)
+    if not fs.isdir(path):
+        return []
+    removed = []
+    for entry in fs.ls(path, detail=False):
+        name = posixpath.basename(entry.rstrip("/"))
+        if _is_temporary(name):
+            fs.rm_file(entry)
+            removed.append(name)
+    return sorted(removed)
+
+
+def sweep_split(layout: OutputLayout, split: str, current: Iterable[str]) -> list[str]:
+    """Remove what this run's sharding of a split did not write: tars and markers of shard
+    names not in `current` (an earlier run with another --samples_per_shard), and temporary
+    files; sizes.json stays. Returns the removed file names.
+
+    Call it only once every shard of the split is written (after sizes.json).
+    """
+    keep = set(current)
+    keep |= {name[: -len(SHARD_SUFFIX)] + MARKER_SUFFIX for name in keep}
+    fs, folder = filesystem(layout.shards_dir(split))
+    removed = remove_temporaries(layout.shards_dir(split))
+    for entry in fs.ls(folder, detail=False):
+        name = posixpath.basename(entry.rstrip("/"))
+        ours = name.startswith(f"{split}-") and name.endswith((SHARD_SUFFIX, MARKER_SUFFIX))
+        if ours and name not in keep:
+            fs.rm_file(entry)
+            removed.append(name)
+    return sorted(removed)
 
 
 def split_summary(markers: Iterable[Mapping[str, Any]]) -> dict[str, int]:

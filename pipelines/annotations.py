@@ -10,6 +10,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from hierdata import buckets, readers, runinfo
+from pipelines import progress
 from pipelines.config import MiningRules
 from pipelines.counters import counter
 from pipelines.tables import WriteTable
@@ -37,6 +38,7 @@ class ReadChunk(beam.DoFn):
         rows, rejects = readers.read_chunk(chunk, header, first, self._labels)
         counts = runinfo.read_counts(chunk.split, rows, rejects)
         counter("rows_read").inc(counts["lines"][chunk.split])
+        progress.add("rows_read", counts["lines"][chunk.split])
         for reason, n in counts["rejects"][chunk.split].items():
             counter(f"rejects_{reason}").inc(n)
         if rejects.num_rows:
@@ -44,6 +46,9 @@ class ReadChunk(beam.DoFn):
         yield beam.pvalue.TaggedOutput(COUNTS, counts)
         if rows.num_rows:
             yield rows
+
+    def finish_bundle(self):
+        progress.flush()
 
 
 class ReadAnnotations(beam.PTransform):
@@ -88,9 +93,13 @@ class MineBucket(beam.DoFn):
         counter("boxes_kept").inc(sum(mined.counts["kept_boxes"].values()))
         counter("pairs_image_box").inc(mined.image_box.num_rows)
         counter("pairs_box_box_candidates").inc(mined.candidates.num_rows)
+        progress.add("images_mined", sum(mined.counts["images"].values()))
         yield mined
         yield beam.pvalue.TaggedOutput(COUNTS, mined.counts)
         yield beam.pvalue.TaggedOutput(LABEL_PAIR_COUNTS, mined.label_pair_counts)
+
+    def finish_bundle(self):
+        progress.flush()
 
 
 class MineImages(beam.PTransform):

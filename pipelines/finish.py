@@ -6,6 +6,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from hierdata import buckets, cross_image
+from pipelines import progress
 from pipelines.config import CrossImageSampling
 from pipelines.counters import counter
 from pipelines.tables import WriteTable
@@ -107,6 +108,7 @@ class FinishBucket(beam.DoFn):
         )
         counter("pairs_box_box_accepted").inc(sum(finished.counts["accepted_pairs"].values()))
         counter("pairs_cross_image").inc(finished.cross_pairs.num_rows)
+        progress.add("samples_planned", len(finished.plans))
         yield beam.pvalue.TaggedOutput(PAIRS, (finished.part, finished.pairs))
         yield beam.pvalue.TaggedOutput(IMAGE_TREES, (finished.part, finished.image_trees))
         if finished.cross_pairs.num_rows:
@@ -116,6 +118,9 @@ class FinishBucket(beam.DoFn):
         for source, request in finished.crop_requests:
             yield beam.pvalue.TaggedOutput(PLANS, (source, request))
         yield beam.pvalue.TaggedOutput(COUNTS, finished.counts)
+
+    def finish_bundle(self):
+        progress.flush()
 
 
 class FinishBuckets(beam.PTransform):

@@ -6,7 +6,9 @@ import apache_beam as beam
 import pyarrow as pa
 
 from hierdata import runinfo, samples
-from hierdata.crops import ImageError, render_file
+from hierdata.crops import render_file
+from hierdata.image_files import ImageError, image_url
+from pipelines import progress
 from pipelines.config import Crops, Inputs
 from pipelines.counters import counter
 from pipelines.tables import WriteTable
@@ -34,20 +36,31 @@ class DecodeAndCrop(beam.DoFn):
             return
         plan = plans[0]
         samples.add_requests(plan, [v for v in values if not isinstance(v, samples.SamplePlan)])
-        url = samples.image_url(self._inputs.images, self._inputs.input, split, image_id)
+        inputs = self._inputs
+        url = image_url(inputs.images, inputs.input, split, image_id)
         try:
             crops, size = render_file(
-                url, plan.requests, self._crops.crop_size, self._crops.jpeg_quality
+                url,
+                plan.requests,
+                self._crops.crop_size,
+                self._crops.jpeg_quality,
+                inputs.max_image_bytes,
+                inputs.image_timeout,
             )
         except ImageError as err:
             counter(f"images_{err.reason}").inc()
+            progress.add("images_rejected")
             yield beam.pvalue.TaggedOutput(IMAGE_REJECTS, err.reject_row(split, url, image_id))
             return
         counter("images_decoded").inc()
+        progress.add("images_decoded")
         yield (split, image_id), ("own", (plan.metadata, size, crops))
         for request, targets in plan.deliveries.items():
             for target, key in targets:
                 yield (split, target), ("cross", (key, crops[request]))
+
+    def finish_bundle(self):
+        progress.flush()
 
 
 def assemble_sample(element):
@@ -67,12 +80,20 @@ class ImageStages(beam.PTransform):
     """Sample plans and crop requests keyed by (split, image) -> shards, tables/rejects rows for
     images that could not be read; returns run.json's {"shards", "image_rejects"} singletons."""
 
-    def __init__(self, inputs: Inputs, crops: Crops, samples_per_shard: int, root: str):
+    def __init__(
+        self,
+        inputs: Inputs,
+        crops: Crops,
+        samples_per_shard: int,
+        root: str,
+        run_fingerprint: str,
+    ):
         super().__init__()
         self._inputs = inputs
         self._crops = crops
         self._samples_per_shard = samples_per_shard
         self._root = root
+        self._run_fingerprint = run_fingerprint
 
     def expand(self, plans):
         decoded = (
@@ -94,7 +115,8 @@ class ImageStages(beam.PTransform):
             decoded.crops
             | "Group crops by image" >> beam.GroupByKey()
             | "Assemble samples" >> beam.FlatMap(assemble_sample)
-            | "Write shards" >> WriteShards(self._root, self._samples_per_shard)
+            | "Write shards"
+            >> WriteShards(self._root, self._samples_per_shard, self._run_fingerprint)
         )
         summary = image_rejects | "Summarise image rejects" >> beam.Map(
             runinfo.image_reject_summary

@@ -1,7 +1,7 @@
 """WriteRunRecord: run.json, written last, with the summed counts and every stage's summary.
 
-hierdata.runinfo decides its content and status; a run past the reject bound writes run.json
-with status "failed", then fails with the bound's one-line error.
+hierdata.runinfo decides its content and status; a run past a reject bound (input rows, or
+images) writes run.json with status "failed", then fails with the bound's one-line error.
 """
 
 from collections.abc import Mapping, Sequence
@@ -13,9 +13,9 @@ from schemas import OutputLayout
 
 
 def _write_run_record(
-    _, counts: dict, started: dict, max_reject_fraction: float, root: str, **summaries
+    _, counts: dict, started: dict, bounds: tuple[float, float], root: str, **summaries
 ) -> None:
-    record, error = runinfo.final_record(started, counts, max_reject_fraction, summaries)
+    record, error = runinfo.final_record(started, counts, bounds[0], summaries, bounds[1])
     io.write_json(OutputLayout(root).run_json, record)
     if error is not None:
         raise error
@@ -28,7 +28,7 @@ class WriteRunRecord(beam.PTransform):
         started: the launcher's record (runinfo.start_record).
         counts: PCollections of count dicts (runinfo counts) from any stages.
         summaries: run.json key -> singleton PCollection of that stage's summary.
-        max_reject_fraction: the reject bound.
+        max_reject_fraction, max_image_reject_fraction: the row and image reject bounds.
         root: the output root.
     """
 
@@ -38,13 +38,14 @@ class WriteRunRecord(beam.PTransform):
         counts: Sequence,
         summaries: Mapping,
         max_reject_fraction: float,
+        max_image_reject_fraction: float,
         root: str,
     ):
         super().__init__()
         self._started = started
         self._counts = tuple(counts)
         self._summaries = dict(summaries)
-        self._max_reject_fraction = max_reject_fraction
+        self._bounds = (max_reject_fraction, max_image_reject_fraction)
         self._root = root
 
     def expand(self, pipeline):
@@ -62,7 +63,7 @@ class WriteRunRecord(beam.PTransform):
                 _write_run_record,
                 beam.pvalue.AsSingleton(counts),
                 self._started,
-                self._max_reject_fraction,
+                self._bounds,
                 self._root,
                 **side_inputs,
             )

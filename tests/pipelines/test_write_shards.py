@@ -33,7 +33,8 @@ def test_write_shards_counts_assigns_and_records_sizes(tmp_path: Path) -> None:
         summary = (
             pipeline
             | beam.Create(list(reversed(elements)))
-            | "Write shards" >> WriteShards(str(tmp_path), samples_per_shard=2)
+            | "Write shards"
+            >> WriteShards(str(tmp_path), samples_per_shard=2, run_fingerprint="f1")
         )
         assert_that(summary, _check_summary)
     layout = OutputLayout(str(tmp_path))
@@ -48,4 +49,28 @@ def test_write_shards_counts_assigns_and_records_sizes(tmp_path: Path) -> None:
                 members = {name.split(".", 1)[0] for name in tar.getnames()}
             # Each shard holds exactly the keys that hash to it, its marker written beside it.
             assert members == {k for k, s in zip(keys, expected, strict=True) if s == shard}
-            assert outputs.read_shard_marker(entry.url)["samples"] == entry.samples
+            marker = outputs.read_shard_marker(entry.url)
+            assert marker["samples"] == entry.samples and marker["run"] == "f1"
+
+
+def _write(root: Path, samples_per_shard: int) -> None:
+    elements = [(("train", key), _sample(key)) for key in KEYS["train"]]
+    with beam.Pipeline(runner=FnApiRunner()) as pipeline:
+        _ = pipeline | beam.Create(elements) | WriteShards(str(root), samples_per_shard, "f")
+
+
+def test_rerun_with_another_sharding_leaves_only_current_shards(tmp_path: Path) -> None:
+    """The issue: old tars and their valid markers stayed beside the new ones, and a killed
+    write's hidden temporary file stayed forever."""
+    _write(tmp_path, 1)
+    folder = tmp_path / "shards" / "train"
+    assert len(list(folder.glob("train-*.tar"))) > 1  # 5 shard ids; hashing fills 3 of them
+    (folder / ".train-000004.tar.0123abcd.tmp").write_bytes(b"partial")
+    _write(tmp_path, 5)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "sizes.json",
+        "train-000000.json",
+        "train-000000.tar",
+    ]
+    (entry,) = outputs.read_shard_index(str(folder))
+    assert entry.samples == 5
