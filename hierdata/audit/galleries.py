@@ -35,14 +35,17 @@ def shard_sizes(run: Run) -> dict[str, dict[str, int]]:
 def _shard_total(run: Run, split: str, sizes: dict[str, int]) -> int:
     """The shard count the pipeline hashed image ids into (shards.shard_of's modulus).
 
-    From the planned samples, as the pipeline computed it: sizes.json lists only the shards
-    that were written, and a shard that drew no sample is not.
+    As WriteShards computed it, from the samples it wrote (run.json "shards"; older runs: the
+    planned samples): sizes.json lists only the shards that were written, and a shard that
+    drew no sample is not.
     """
+    written = run.record.get("shards", {}).get(split, {}).get("samples")
     planned = run.record.get("counts", {}).get("samples_planned", {}).get(split)
+    samples = written if written is not None else planned
     per_shard = run.options.get("samples_per_shard")
-    if planned is None or not per_shard:
+    if samples is None or not per_shard:
         return len(sizes)
-    return shards.shard_count(int(planned), int(per_shard))
+    return shards.shard_count(int(samples), int(per_shard))
 
 
 def _examples(run: Run, top: pl.DataFrame, n_shards: dict[str, int]) -> pl.DataFrame:
