@@ -21,9 +21,44 @@ REPO = Path(__file__).resolve().parents[1]
 MIN_BOX_AREA = 0.01  # DESIGN defaults; the pipeline runs with its defaults for these three
 CONTAINMENT = 0.8
 DUPLICATE_IOU = 0.9
+SAME_OBJECT_IOU = 0.7
+IOU_BINS = 100
 PAIR_KEY = ["image_id", "parent_box", "child_box"]
 LABEL_KEY = ["parent_label", "child_label"]
-STATS = ["frequency", "parents_with_child", "parent_boxes", "accepted"]
+STATS = [
+    "frequency", "parents_with_child", "parent_boxes", "children_with_parent", "child_boxes",
+    "iou_median", "near_duplicate_share", "same_object", "accepted",
+]  # fmt: skip
+
+
+def histogram_median(candidates: pl.LazyFrame) -> pl.LazyFrame:
+    """Per label pair: the median IoU read off IOU_BINS equal bins, interpolated within the bin
+    where the running count reaches half the pairs (the pipeline's iou_median)."""
+    bins = (
+        candidates.with_columns(
+            iou_bin=(pl.col("iou") * IOU_BINS).floor().clip(0, IOU_BINS - 1).cast(pl.Int32)
+        )
+        .group_by(*LABEL_KEY, "iou_bin")
+        .agg(pairs=pl.len())
+        .sort(*LABEL_KEY, "iou_bin")
+        .with_columns(
+            running=pl.col("pairs").cum_sum().over(LABEL_KEY),
+            half=pl.col("pairs").sum().over(LABEL_KEY) / 2,
+        )
+    )
+    return (
+        bins.filter(pl.col("running") >= pl.col("half"))
+        .group_by(LABEL_KEY)
+        .agg(pl.all().first())
+        .select(
+            *LABEL_KEY,
+            iou_median=(
+                pl.col("iou_bin")
+                + (pl.col("half") - (pl.col("running") - pl.col("pairs"))) / pl.col("pairs")
+            )
+            / IOU_BINS,
+        )
+    )
 
 
 def reference_mining(root: Path, min_frequency: int, min_proportion: float):
@@ -78,22 +113,33 @@ def reference_mining(root: Path, min_frequency: int, min_proportion: float):
             child_box="c_box_id",
             parent_label="p_label",
             child_label="c_label",
+            iou=pl.col("intersection")
+            / (pl.col("p_area") + pl.col("c_area") - pl.col("intersection")),
         )
         .collect(engine="streaming")
     )
     parent_boxes = boxes.group_by(parent_label="label").agg(parent_boxes=pl.len())
+    child_boxes = boxes.group_by(child_label="label").agg(child_boxes=pl.len())
     stats = (
         candidates.lazy()
         .group_by(LABEL_KEY)
         .agg(
             frequency=pl.len(),
             parents_with_child=pl.struct("image_id", "parent_box").n_unique(),
+            children_with_parent=pl.struct("image_id", "child_box").n_unique(),
+            near_duplicate_share=(pl.col("iou") >= 0.5).mean(),
         )
         .join(parent_boxes, on="parent_label")
-        .with_columns(proportion=pl.col("parents_with_child") / pl.col("parent_boxes"))
+        .join(child_boxes, on="child_label")
+        .join(histogram_median(candidates.lazy()), on=LABEL_KEY)
+        .with_columns(
+            proportion=pl.col("parents_with_child") / pl.col("parent_boxes"),
+            same_object=pl.col("iou_median") >= SAME_OBJECT_IOU,
+        )
         .with_columns(
             accepted=(pl.col("frequency") >= min_frequency)
             & (pl.col("proportion") >= min_proportion)
+            & ~pl.col("same_object")
         )
         .collect()
     )
@@ -159,6 +205,8 @@ def compare(ref_pairs: pl.DataFrame, ref_stats: pl.DataFrame, out: Path) -> list
     both = ref_stats.select(*LABEL_KEY, *STATS).join(
         beam_stats, on=LABEL_KEY, how="full", coalesce=True, suffix="_beam"
     )
+    # Floats from the same formula in polars and numpy: equal up to the last bits.
+    both = both.with_columns(pl.col(pl.Float64).round(9))
     differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_beam")) for c in STATS)
     bad = both.filter(differs)
     if bad.height:
@@ -179,6 +227,7 @@ def measure(n_boxes: int, args: argparse.Namespace, work: Path) -> dict:
         "candidates": ref_pairs.height,
         "label_pairs": ref_stats.height,
         "accepted": int(ref_stats["accepted"].sum()),
+        "same_object": int(ref_stats["same_object"].sum()),
     }
     if args.reference_only:
         return row

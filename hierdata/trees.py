@@ -1,6 +1,8 @@
-"""Hierarchy trees: the label tree from accepted label pairs, and each image's tree of boxes.
+"""Hierarchy trees: the label graph of the accepted pairs, the display label tree, and each
+image's tree of boxes; their node-link JSON form and run.json summaries.
 
-Also the evaluation ground truth read off the label tree: down(L) and up(L).
+The evaluation ground truth is the closure of the label graph (hierdata.ground_truth), not of
+the display tree.
 """
 
 from collections.abc import Mapping
@@ -10,11 +12,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hierdata import parents
 from schemas.tables import IMAGE_TREES, LABEL_TREE
 
 ROOT = "scene"  # the virtual root: the whole image, parent of every label without a parent
 _IMAGE_PARENT = -1  # parent_box of a box whose parent is the whole image
 _IMAGE_KEY = ["split", "image_id"]
+# schemas.LABEL_PAIRS columns each label-graph edge carries.
+EDGE_STATISTICS = (
+    "frequency",
+    "proportion",
+    "parents_with_child",
+    "parent_boxes",
+    "children_with_parent",
+    "child_boxes",
+    "iou_median",
+    "near_duplicate_share",
+)
+_TREE_EDGE = ("frequency", "proportion")  # what a display-tree edge keeps of them
 
 
 def _weakness(parent: str, child: str, attrs: Mapping) -> tuple:
@@ -24,15 +39,17 @@ def _weakness(parent: str, child: str, attrs: Mapping) -> tuple:
 
 
 def _accepted_graph(label_pairs: pa.Table) -> nx.DiGraph:
-    """Parent -> child graph of the accepted rows, edge attrs frequency and proportion."""
+    """Parent -> child graph of the accepted rows; edge attrs: the EDGE_STATISTICS columns the
+    table has (frequency and proportion at least: the cycle rules read them)."""
     accepted = label_pairs.filter(label_pairs.column("accepted"))
-    rows = accepted.select(["parent_label", "child_label", "frequency", "proportion"]).to_pylist()
+    statistics = [name for name in EDGE_STATISTICS if name in label_pairs.column_names]
+    rows = accepted.select(["parent_label", "child_label", *statistics]).to_pylist()
     graph = nx.DiGraph()
     for row in rows:
-        edge = (row["parent_label"], row["child_label"])
+        edge = (row.pop("parent_label"), row.pop("child_label"))
         if edge in graph.edges:
             raise ValueError(f"label_pairs holds the accepted pair {edge} twice")
-        graph.add_edge(*edge, frequency=row["frequency"], proportion=row["proportion"])
+        graph.add_edge(*edge, **row)
     return graph
 
 
@@ -60,40 +77,6 @@ def _break_cycles(graph: nx.DiGraph) -> nx.DiGraph:
     return dag
 
 
-def label_graph(label_pairs: pa.Table) -> nx.DiGraph:
-    """DESIGN "Label graph": the accepted pairs as a parent -> child DAG.
-
-    Of two mutually accepted pairs P -> C and C -> P only the stronger stays; every remaining
-    cycle then loses its weakest edge (_break_cycles). "Stronger" means higher proportion,
-    then higher frequency, then the (parent, child) pair of label ids that sorts first.
-
-    Args:
-        label_pairs: schemas.LABEL_PAIRS; only rows with accepted == True make edges.
-    Returns:
-        An acyclic DiGraph whose nodes are the labels of the accepted pairs and whose edges
-        (parent -> child) carry frequency and proportion. Raises ValueError when an accepted
-        pair appears twice.
-    """
-    graph = _accepted_graph(label_pairs)
-    _drop_weaker_of_mutual_pairs(graph)
-    return _break_cycles(graph)
-
-
-def _most_granular_parent(dag: nx.DiGraph, label: str) -> str:
-    """The parent kept for a label with several: the most granular one.
-
-    Parents that are ancestors of another parent (in the DAG) are less granular and lose; when
-    one parent is left it is the descendant of all the others. Among several unrelated ones the
-    strongest edge wins: highest proportion, then frequency, then label ids (see _weakness).
-    """
-    parents = list(dag.predecessors(label))
-    # One ancestor set per parent instead of a path search per pair of parents: with 600
-    # labels and many multi-parent children the pairwise searches dominated the build.
-    above = set().union(*(nx.ancestors(dag, p) for p in parents))
-    granular = [p for p in parents if p not in above]
-    return min(granular, key=lambda p: _weakness(p, label, dag.edges[p, label]))
-
-
 def _label_counts(label_counts: Mapping[str, int] | pa.Table | None) -> dict[str, int]:
     """Kept boxes per label from a mapping or schemas.LABEL_COUNTS rows (summed per label)."""
     if label_counts is None:
@@ -105,63 +88,145 @@ def _label_counts(label_counts: Mapping[str, int] | pa.Table | None) -> dict[str
     return {label: int(count) for label, count in label_counts.items()}
 
 
-def label_tree(
-    label_pairs: pa.Table, label_counts: Mapping[str, int] | pa.Table | None = None
-) -> nx.DiGraph:
-    """The label tree of DESIGN "Label tree", rooted at the virtual label ROOT ("scene").
+def _name_nodes(
+    graph: nx.DiGraph,
+    label_pairs: pa.Table,
+    label_counts: Mapping[str, int] | pa.Table | None,
+    names: Mapping[str, str] | None,
+) -> None:
+    """Add every label of label_counts as a node and give every node name and kept_boxes."""
+    counts = _label_counts(label_counts)
+    if ROOT in counts or ROOT in graph:
+        raise ValueError(f"label id {ROOT!r} is reserved for the virtual root")
+    graph.add_nodes_from(sorted(set(counts) - set(graph)))
+    rows = label_pairs.select(
+        ["parent_label", "child_label", "parent_name", "child_name", "parent_boxes"]
+    ).to_pydict()
+    found = dict(zip(rows["parent_label"], rows["parent_name"], strict=True))
+    found.update(zip(rows["child_label"], rows["child_name"], strict=True))
+    found.update(names or {})
+    kept_boxes = dict(zip(rows["parent_label"], rows["parent_boxes"], strict=True)) | counts
+    for label, attrs in graph.nodes(data=True):
+        attrs["name"] = found.get(label, label)
+        attrs["kept_boxes"] = kept_boxes.get(label, 0)
 
-    From the label graph of the accepted pairs (label_graph: mutual pairs keep the stronger,
-    cycles lose their weakest edge), a label with several parents keeps the most granular
-    (_most_granular_parent); labels left without a parent hang from ROOT.
+
+def label_graph(
+    label_pairs: pa.Table,
+    label_counts: Mapping[str, int] | pa.Table | None = None,
+    names: Mapping[str, str] | None = None,
+) -> nx.DiGraph:
+    """DESIGN "Label graph": the accepted pairs as a parent -> child DAG.
+
+    Of two mutually accepted pairs P -> C and C -> P only the stronger stays; every remaining
+    cycle then loses its weakest edge (_break_cycles). "Stronger" means higher proportion,
+    then higher frequency, then the (parent, child) pair of label ids that sorts first.
 
     Args:
         label_pairs: schemas.LABEL_PAIRS; only rows with accepted == True make edges.
         label_counts: kept boxes per label: a mapping, or schemas.LABEL_COUNTS rows (summed per
-            label). Every label in it becomes a node, under ROOT when no accepted pair gives it
-            a parent, so that down(L) is defined for every label of the data. Without it only
-            the labels of accepted pairs are nodes.
+            label). Every label in it becomes a node, so that the graph (and its closure, the
+            ground truth) covers every label of the data. Without it only the labels of
+            accepted pairs are nodes.
+        names: label id -> display name (the class descriptions); a label missing from it is
+            named from label_pairs, else by its id.
+    Returns:
+        An acyclic DiGraph. Node attrs: name, kept_boxes (from label_counts, else label_pairs'
+        parent_boxes, else 0). Edge attrs (parent -> child): EDGE_STATISTICS of the pair.
+        Raises ValueError when an accepted pair appears twice or a label is ROOT.
+    """
+    dag = accepted_dag(label_pairs)
+    _name_nodes(dag, label_pairs, label_counts, names)
+    return dag
+
+
+def accepted_dag(label_pairs: pa.Table) -> nx.DiGraph:
+    """label_graph's edges alone, nodes unnamed: what the audit's threshold grid rebuilds at
+    each point (label_pairs needs only parent_label, child_label, frequency, proportion and
+    accepted)."""
+    graph = _accepted_graph(label_pairs)
+    _drop_weaker_of_mutual_pairs(graph)
+    return _break_cycles(graph)
+
+
+def display_tree(graph: nx.DiGraph) -> nx.DiGraph:
+    """The display label tree of DESIGN "Label tree", rooted at the virtual label ROOT.
+
+    Every label of the label graph keeps one parent, chosen by parents.choose_parent: the
+    parent whose boxes hold the most of the label's boxes, except that among parents whose
+    share is statistically indistinguishable (95% Wilson intervals) an ancestor gives way to
+    its descendant (see there for the exact rule). Labels without a parent hang from ROOT.
+
+    Args:
+        graph: a label_graph (acyclic; node attrs name and kept_boxes).
     Returns:
         A tree (DiGraph, edges parent -> child) with graph attr root = ROOT. Node attrs: name
-        (display name from label_pairs, else the label id; ROOT's is "scene"), depth (ROOT 0,
-        its children 1, ...), kept_boxes (from label_counts, else label_pairs' parent_boxes,
-        else 0; 0 for ROOT). Edge attrs: frequency and proportion of the kept label pair,
-        None on the edges from ROOT.
+        (ROOT's is "scene"), depth (ROOT 0, its children 1, ...), kept_boxes (0 for ROOT).
+        Edge attrs: frequency and proportion of the kept label pair, None on edges from ROOT.
     """
-    dag = label_graph(label_pairs)
-    counts = _label_counts(label_counts)
-    labels = sorted(set(dag.nodes) | set(counts))
-    if ROOT in labels:
-        raise ValueError(f"label id {ROOT!r} is reserved for the virtual root")
-    rows = label_pairs.select(
-        ["parent_label", "child_label", "parent_name", "child_name", "parent_boxes"]
-    ).to_pydict()
-    names = dict(zip(rows["parent_label"], rows["parent_name"], strict=True))
-    names.update(zip(rows["child_label"], rows["child_name"], strict=True))
-    kept_boxes = dict(zip(rows["parent_label"], rows["parent_boxes"], strict=True)) | counts
-
     tree = nx.DiGraph(root=ROOT)
     tree.add_node(ROOT, name=ROOT, depth=0, kept_boxes=0)
+    labels = sorted(graph.nodes)
     for label in labels:
-        tree.add_node(label, name=names.get(label, label), kept_boxes=kept_boxes.get(label, 0))
+        attrs = graph.nodes[label]
+        tree.add_node(label, name=attrs.get("name", label), kept_boxes=attrs.get("kept_boxes", 0))
     for label in labels:
-        if label in dag and dag.in_degree(label):
-            parent = _most_granular_parent(dag, label)
-            tree.add_edge(parent, label, **dag.edges[parent, label])
+        if graph.in_degree(label):
+            parent = parents.choose_parent(graph, label).kept
+            edge = graph.edges[parent, label]
+            tree.add_edge(parent, label, **{key: edge[key] for key in _TREE_EDGE})
         else:
-            tree.add_edge(ROOT, label, frequency=None, proportion=None)
+            tree.add_edge(ROOT, label, **dict.fromkeys(_TREE_EDGE))
     for label, depth in nx.shortest_path_length(tree, ROOT).items():
         tree.nodes[label]["depth"] = depth
     return tree
 
 
-def tree_node_link(tree: nx.DiGraph) -> dict:
-    """networkx node-link data of a tree ("nodes", "links"), ready for json.dumps."""
-    return nx.node_link_data(tree, edges="links")
+def label_tree(
+    label_pairs: pa.Table,
+    label_counts: Mapping[str, int] | pa.Table | None = None,
+    names: Mapping[str, str] | None = None,
+) -> nx.DiGraph:
+    """display_tree of the label_graph of these statistics (see both for the arguments)."""
+    return display_tree(label_graph(label_pairs, label_counts, names))
 
 
-def tree_from_node_link(data: dict) -> nx.DiGraph:
-    """The tree that tree_node_link wrote (also after a JSON round trip)."""
-    return nx.node_link_graph(data, directed=True, multigraph=False, edges="links")
+def node_link_data(graph: nx.DiGraph) -> dict:
+    """networkx node-link data of a label graph or tree with the pinned networkx's own default
+    keys ("nodes", "edges"), so ``nx.node_link_graph(json.load(f))`` reads it back."""
+    return nx.node_link_data(graph)
+
+
+def graph_from_node_link(data: dict) -> nx.DiGraph:
+    """The graph or tree that node_link_data wrote (also after a JSON round trip); files from
+    before networkx 3.4's key change, with "links" instead of "edges", read the same."""
+    edges = "links" if "links" in data and "edges" not in data else "edges"
+    return nx.node_link_graph(data, directed=True, multigraph=False, edges=edges)
+
+
+def tree_summary(tree: nx.DiGraph) -> dict[str, int]:
+    """run.json's "label_tree": labels (ROOT not counted), edges, deepest depth, labels under
+    the root."""
+    depths = [depth for _, depth in tree.nodes(data="depth")]
+    return {
+        "labels": tree.number_of_nodes() - 1,
+        "edges": tree.number_of_edges(),
+        "max_depth": max(depths, default=0),
+        "under_root": tree.out_degree(ROOT) if ROOT in tree else 0,
+    }
+
+
+def graph_summary(graph: nx.DiGraph) -> dict[str, int]:
+    """run.json's "label_graph": labels, accepted-pair edges left after the cycle rules,
+    labels with several parents (the display tree keeps one), and closure pairs (label,
+    descendant) with each label its own descendant: the size of the ground truth."""
+    reach = sum(len(nx.descendants(graph, label)) + 1 for label in graph)
+    return {
+        "labels": graph.number_of_nodes(),
+        "edges": graph.number_of_edges(),
+        "multi_parent_labels": sum(1 for label in graph if graph.in_degree(label) > 1),
+        "closure_pairs": reach,
+    }
 
 
 def label_tree_table(tree: nx.DiGraph) -> pa.Table:
@@ -191,7 +256,8 @@ def _require_label(tree: nx.DiGraph, label: str) -> None:
 
 
 def down(tree: nx.DiGraph, label: str, include_root: bool = False) -> frozenset[str]:
-    """DESIGN "Ground truth": the label and all its descendants in the label tree.
+    """The label and all its descendants in the display tree (the ground truth is the label
+    graph's closure instead: hierdata.ground_truth).
 
     down(tree, ROOT) is every label; ROOT itself is in it only with include_root=True.
     Raises KeyError for a label that is not a node.
@@ -202,16 +268,16 @@ def down(tree: nx.DiGraph, label: str, include_root: bool = False) -> frozenset[
 
 
 def up(tree: nx.DiGraph, label: str) -> frozenset[str]:
-    """The label and all its ancestors, the virtual root excluded (empty for ROOT itself).
-
-    Raises KeyError for a label that is not a node.
+    """The label and all its ancestors in the display tree, the virtual root excluded (empty
+    for ROOT itself). Raises KeyError for a label that is not a node.
     """
     _require_label(tree, label)
     return frozenset((nx.ancestors(tree, label) | {label}) - {ROOT})
 
 
 def down_sets(tree: nx.DiGraph) -> dict[str, frozenset[str]]:
-    """down(tree, L) for every label L of the tree (ROOT excluded), in one bottom-up pass."""
+    """down(tree, L) for every label L of the display tree (ROOT excluded), in one bottom-up
+    pass: the tree relations that depths and tree distances are read from."""
     sets: dict[str, frozenset[str]] = {}
     for label in reversed(list(nx.topological_sort(tree))):
         sets[label] = frozenset({label}).union(*(sets[child] for child in tree.successors(label)))

@@ -28,7 +28,7 @@ from apache_beam.transforms.environments import SubprocessSDKEnvironment
 from hierdata import runinfo
 from hierdata.errors import run_command
 from pipelines import graph
-from pipelines.launch import clear_outputs, plan
+from pipelines.launch import clear_outputs, plan, warn_if_isa_guard_off
 from pipelines.options import HierOpenImagesOptions
 from pipelines.user_errors import QuietUserErrors, user_error
 from schemas import OutputLayout
@@ -76,6 +76,7 @@ def run(argv: Sequence[str]) -> beam.runners.runner.PipelineResult:
     graph.build(pipeline, launch, started)
     result = pipeline.run()
     result.wait_until_finish()
+    warn_if_isa_guard_off(config)
     return result
 
 

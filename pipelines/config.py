@@ -43,6 +43,7 @@ class MiningRules:
     duplicate_iou: float
     min_pair_frequency: int
     min_pair_proportion: float
+    same_object_iou: float
     isa_guard: bool  # resolved: on exactly when a hierarchy is read and not --isa_guard off
 
 

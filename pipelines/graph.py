@@ -29,7 +29,9 @@ def build(pipeline: beam.Pipeline, launch: LaunchPlan, started: dict) -> None:
     )
     mined = read.rows | "Mine images" >> MineImages(launch.n_buckets, config.mining, root)
     summaries = mined[annotations.LABEL_PAIR_COUNTS] | "Label-pair statistics" >> (
-        LabelPairStatistics(launch.names, launch.hierarchy, config.mining, root)
+        LabelPairStatistics(
+            launch.names, launch.hierarchy, config.inputs.hierarchy, config.mining, root
+        )
     )
     accepted = summaries.pop(ACCEPTED)
     finished = mined.buckets | "Finish buckets" >> FinishBuckets(

@@ -7,7 +7,7 @@ ranges (see README "Scale").
 
 import logging
 
-from hierdata import buckets, io, readers, synth
+from hierdata import buckets, io, isa, readers, synth
 from hierdata.errors import InputError
 from pipelines.config import RunConfig, resolve
 from pipelines.options import HierOpenImagesOptions, check_values
@@ -75,3 +75,10 @@ def clear_outputs(layout: OutputLayout) -> None:
     for table in TABLES:
         io.remove_tree(layout.table_dir(table))
     io.remove_tree(layout.run_json)
+
+
+def warn_if_isa_guard_off(config: RunConfig) -> None:
+    """One WARNING line when the is-a guard did not run; the entry point calls it as the run
+    ends, so that a user error before then stays the only line on stderr."""
+    if not config.mining.isa_guard:
+        LOG.warning("is-a guard off: %s", isa.guard_off_reason(config.inputs.hierarchy))

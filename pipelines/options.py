@@ -192,6 +192,16 @@ OPTIONS: tuple[Option, ...] = (
         _FRACTION,
     ),
     Option(
+        "same_object_iou",
+        float,
+        0.7,
+        "... and only if the median IoU of its candidate box pairs is below this: at or above "
+        "it the two labels name one object (Tire/Wheel, Woman/Girl), never a part-of pair; "
+        "above 1 disables the rule.",
+        MINING,
+        _POSITIVE,
+    ),
+    Option(
         "cross_image_samples",
         int,
         1,

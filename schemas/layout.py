@@ -12,6 +12,8 @@ SIZES_JSON = "sizes.json"
 RUN_JSON = "run.json"
 LABEL_TREE_JSON = "label_tree.json"
 LABEL_TREE_PARQUET = "label_tree.parquet"
+LABEL_GRAPH_JSON = "label_graph.json"
+LABEL_CLOSURE_PARQUET = "label_closure.parquet"
 TABLES = ("boxes", "rejects", "pairs", "candidates", "label_pairs", "image_trees", "cross_pairs")
 
 
@@ -53,6 +55,16 @@ class OutputLayout:
     @property
     def label_tree_parquet(self) -> str:
         return self._join("trees", LABEL_TREE_PARQUET)
+
+    @property
+    def label_graph_json(self) -> str:
+        """networkx node-link JSON of the accepted-pair label graph with each edge's statistics."""
+        return self._join("trees", LABEL_GRAPH_JSON)
+
+    @property
+    def label_closure_parquet(self) -> str:
+        """The evaluation ground truth: schemas.tables.LABEL_CLOSURE."""
+        return label_closure_parquet(self.trees_dir)
 
     def shards_dir(self, split: str) -> str:
         return self._join("shards", split)
@@ -104,3 +116,11 @@ def shard_marker_url(tar_url: str) -> str:
 def label_tree_json(trees: str) -> str:
     """The label tree JSON of a trees folder; a path that already names a .json file is kept."""
     return trees if trees.endswith(".json") else _join_url(trees, LABEL_TREE_JSON)
+
+
+def label_closure_parquet(trees: str) -> str:
+    """The label closure of a trees folder, or the one beside a given label_tree.json."""
+    if not trees.endswith(".json"):
+        return _join_url(trees, LABEL_CLOSURE_PARQUET)
+    folder = trees.rsplit("/", 1)[0] if "/" in trees else "."
+    return _join_url(folder, LABEL_CLOSURE_PARQUET)

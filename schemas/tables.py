@@ -82,6 +82,19 @@ PAIR_COUNTS = pa.schema(
         pa.field("child_label", pa.string(), nullable=False),
         pa.field("frequency", pa.int64(), nullable=False),  # candidate box pairs
         pa.field("parents_with_child", pa.int64(), nullable=False),  # P boxes with >= 1 C child
+        pa.field("children_with_parent", pa.int64(), nullable=False),  # C boxes in >= 1 P box
+    ]
+)
+# The IoU distribution of each label pair's candidate box pairs, as a sparse histogram of
+# IOU_BINS equal bins over [0, 1]: bin b holds 0.01 b <= IoU < 0.01 (b + 1), the last bin also
+# IoU = 1. Only non-empty bins have a row; counts add across batches like PAIR_COUNTS.
+IOU_BINS = 100
+PAIR_IOU_COUNTS = pa.schema(
+    [
+        pa.field("parent_label", pa.string(), nullable=False),
+        pa.field("child_label", pa.string(), nullable=False),
+        pa.field("iou_bin", pa.int32(), nullable=False),  # 0..IOU_BINS-1
+        pa.field("pairs", pa.int64(), nullable=False),  # candidate box pairs in the bin
     ]
 )
 LABEL_COUNTS = pa.schema(
@@ -102,7 +115,15 @@ LABEL_PAIRS = pa.schema(
         pa.field("parents_with_child", pa.int64(), nullable=False),
         pa.field("parent_boxes", pa.int64(), nullable=False),  # kept boxes of label P
         pa.field("proportion", pa.float64(), nullable=False),  # parents_with_child / parent_boxes
+        pa.field("children_with_parent", pa.int64(), nullable=False),  # C boxes in >= 1 P box
+        pa.field("child_boxes", pa.int64(), nullable=False),  # kept boxes of label C
+        # Median IoU of the candidate box pairs, interpolated within its 0.01-wide bin.
+        pa.field("iou_median", pa.float64(), nullable=False),
+        # Share of the candidate box pairs with IoU >= 0.5 (exact: 0.5 is a bin edge).
+        pa.field("near_duplicate_share", pa.float64(), nullable=False),
         pa.field("isa", pa.bool_(), nullable=False),  # related by Subcategory (is-a guard)
+        # One object under two labels: iou_median >= --same_object_iou (never accepted).
+        pa.field("same_object", pa.bool_(), nullable=False),
         pa.field("accepted", pa.bool_(), nullable=False),
     ]
 )
@@ -118,6 +139,18 @@ LABEL_TREE = pa.schema(
         pa.field("frequency", pa.int64()),  # of the kept (parent, label) pair; null at depth <= 1
         pa.field("proportion", pa.float64()),
         pa.field("kept_boxes", pa.int64(), nullable=False),  # in the stats split
+    ]
+)
+
+# trees/label_closure.parquet: the evaluation ground truth (DESIGN "Ground truth"): one row per
+# (label, descendant) of the label graph's transitive closure, every label its own descendant.
+LABEL_CLOSURE = pa.schema(
+    [
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("descendant", pa.string(), nullable=False),
+        pa.field("label_name", pa.string(), nullable=False),
+        pa.field("descendant_name", pa.string(), nullable=False),
+        pa.field("distance", pa.int32(), nullable=False),  # edges on a shortest path; 0: itself
     ]
 )
 

@@ -17,6 +17,7 @@ def label_pairs(stats: dict, frame: pl.DataFrame) -> str:
     rows = []
     for r in shown.iter_rows(named=True):
         classes = ("yes" if r["accepted"] else "no") + (" isa" if r["isa"] else "")
+        refused = "is-a" if r["isa"] else ("same object" if r["same_object"] else "")
         rows.append(
             f'<tr class="{classes}">'
             f"<td>{esc(r['parent_name'])} <code>{esc(r['parent_label'])}</code></td>"
@@ -25,7 +26,11 @@ def label_pairs(stats: dict, frame: pl.DataFrame) -> str:
             + cell(r["parents_with_child"])
             + cell(r["parent_boxes"])
             + cell(r["proportion"], 4)
-            + f'<td data-v="{int(r["isa"])}">{"is-a" if r["isa"] else ""}</td>'
+            + cell(r["children_with_parent"])
+            + cell(r["child_boxes"])
+            + cell(r["iou_median"], 3)
+            + cell(r["near_duplicate_share"], 3)
+            + f'<td data-v="{int(r["isa"]) + 2 * int(r["same_object"])}">{refused}</td>'
             f'<td class="acc" data-v="{int(r["accepted"])}">{"yes" if r["accepted"] else "no"}'
             "</td></tr>"
         )
@@ -36,13 +41,20 @@ def label_pairs(stats: dict, frame: pl.DataFrame) -> str:
         "parents with child",
         "parent boxes",
         "proportion",
-        "isa",
+        "children with parent",
+        "child boxes",
+        "IoU median",
+        "IoU ≥ 0.5 share",
+        "refused as",
         "accepted",
     ]
     head = "".join(f"<th>{h}</th>" for h in headers)
     note = (
         f"Showing {shown.height:,} of {frame.height:,} label pairs (accepted first, then by "
-        f'frequency); all of them are in <a href="{LABEL_PAIRS_CSV}">{LABEL_PAIRS_CSV}</a>.'
+        f'frequency); all of them are in <a href="{LABEL_PAIRS_CSV}">{LABEL_PAIRS_CSV}</a>. '
+        "IoU median: the median IoU of the pair's candidate box pairs (from a histogram of "
+        "0.01-wide bins); a pair whose median reaches --same_object_iou names one object under "
+        "two labels (Tire/Wheel, Woman/Girl) and is refused as the same object."
     )
     toolbar = (
         '<div class="toolbar"><input type="search" id="lp-text" '
@@ -57,6 +69,7 @@ def label_pairs(stats: dict, frame: pl.DataFrame) -> str:
                 ("accepted", totals["accepted"]),
                 ("is-a pairs", totals["isa"]),
                 ("blocked by the is-a guard", totals["isa_blocked"]),
+                ("refused as one object", totals["same_object_blocked"]),
             ]
         )
         + f'<p class="muted">{note} Click a header to sort.</p>'
@@ -74,7 +87,8 @@ def thresholds(stats: dict) -> str:
     at = {key: grid[key][row][column] for key in ("label_pairs", "tree_edges", "training_pairs")}
     return (
         f"<p>Each cell re-applies the acceptance rule (frequency ≥ f, proportion ≥ p, not "
-        f"is-a) to the label_pairs statistics and rebuilds the label tree, so thresholds can "
+        f"is-a, not one object) to the label_pairs statistics and rebuilds the label tree, so "
+        f"thresholds can "
         f"be chosen without rerunning the pipeline. Training pairs = image ⊃ box pairs + "
         f"box ⊃ box candidates (all splits) whose label pair survives. The run used "
         f"f = {chosen['frequency']}, p = {chosen['proportion']:g}: {num(at['label_pairs'])} "
@@ -85,6 +99,17 @@ def thresholds(stats: dict) -> str:
     )
 
 
+def _candidate(parent: dict) -> str:
+    """One candidate parent with its evidence: boxes inside, share and interval, p, f."""
+    mark = "✔ " if parent["kept"] else ""
+    note = " (gave way)" if parent["gave_way"] else ("" if parent["comparable"] else " ·")
+    return (
+        f"{mark}{esc(parent['name'])}: {parent['children_with_parent']}/{parent['child_boxes']}"
+        f" = {parent['share']:.2f} [{parent['share_low']:.2f}, {parent['share_high']:.2f}], "
+        f"p={parent['proportion']:.3f}, f={parent['frequency']}{note}"
+    )
+
+
 def tree(stats: dict, tree_markup: str) -> str:
     info = stats["tree"]
     multi = info["multi_parent"]
@@ -92,26 +117,23 @@ def tree(stats: dict, tree_markup: str) -> str:
     for entry in multi:
         # The strongest few and the kept one: Open Images' Person can have hundreds.
         shown = [p for i, p in enumerate(entry["parents"]) if i < MULTI_PARENTS_SHOWN or p["kept"]]
-        parents = "; ".join(
-            f"{'✔ ' if p['kept'] else ''}{p['name']} (p={p['proportion']:.3f}, f={p['frequency']})"
-            for p in shown
-        )
+        candidates = "<br>".join(_candidate(p) for p in shown)
         if len(entry["parents"]) > len(shown):
-            parents += f"; … {len(entry['parents']) - len(shown)} more"
+            candidates += f"<br>… {len(entry['parents']) - len(shown)} more"
         rows.append(
-            [
-                entry["child_name"],
-                entry["child"],
-                len(entry["parents"]),
-                parents,
-                entry["kept_parent_name"] or "scene",
-            ]
+            "<tr>"
+            f"<td>{esc(entry['child_name'])}</td><td><code>{esc(entry['child'])}</code></td>"
+            + cell(len(entry["parents"]))
+            + f"<td>{candidates}</td><td>{esc(entry['kept_parent_name'])}</td>"
+            f"<td>{esc(entry['reason'])}</td></tr>"
         )
-    headers = ["label", "id", "parents", "accepted parents (✔ kept)", "kept parent"]
+    headers = ["label", "id", "parents", "candidate parents (✔ kept)", "kept parent", "why"]
+    head = "".join(f"<th>{h}</th>" for h in headers)
     multi_html = (
-        f'<div class="scroll">{table(headers, rows, sortable=True)}</div>'
+        f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
         if rows
-        else "<p>No label has several accepted parents.</p>"
+        else "<p>No label has several parents in the label graph.</p>"
     )
     toolbar = (
         '<div class="toolbar"><button type="button" onclick="setTree(true)">expand all'
@@ -119,11 +141,23 @@ def tree(stats: dict, tree_markup: str) -> str:
         '<input type="search" id="tree-text" placeholder="find a label"> '
         '<span id="tree-count" class="muted"></span></div>'
     )
+    rule = (
+        "<p class='muted'>Evaluation's ground truth is the closure of the label graph (every "
+        "accepted pair, after the 2-cycle and cycle rules), not this tree. For display each "
+        "label keeps one parent: the one whose boxes hold the most of the label's boxes "
+        "(children with parent / child boxes, with a 95% Wilson interval); among parents whose "
+        "interval reaches the strongest's lower bound, one that is an ancestor of another in "
+        "the label graph gives way to it (Car ⊃ Wheel ⊃ Hubcap keeps Wheel). Each candidate: "
+        "boxes inside / child boxes = share [interval], proportion, frequency; · marks a "
+        "parent outside the strongest's interval.</p>"
+    )
     return (
         cards(
             [
                 ("labels", info["labels"]),
                 ("label → label edges", info["edges"]),
+                ("label-graph edges", info["graph_edges"]),
+                ("ground-truth pairs (closure)", info["closure_pairs"]),
                 ("under the root", info["under_root"]),
                 ("max depth", info["max_depth"]),
                 ("leaves", info["leaves"]),
@@ -133,8 +167,7 @@ def tree(stats: dict, tree_markup: str) -> str:
         + image(stats["plots"]["tree_top"], "top levels of the label tree")
         + image(stats["plots"]["tree_distributions"], "depth and branching distributions")
         + f"<h3>Multi-parent labels resolved ({len(multi)})</h3>"
-        + "<p class='muted'>Labels accepted under several parents; the tree keeps the most "
-        "granular parent (a descendant of the others), else the highest proportion.</p>"
+        + rule
         + multi_html
         + "<h3>The whole tree</h3>"
         + toolbar

@@ -37,7 +37,8 @@ from schemas.report_layout import (
 LOG = logging.getLogger("hierdata.audit")
 HIERARCHY_CLASSES = (
     "hierarchy_classes: for each image, the number of distinct labels in the union of down(L) "
-    "over its kept labels L, down(L) being L and all its descendants in the label tree; these "
+    "over its kept labels L, down(L) being L and all its descendants in the label graph (the "
+    "closure of the accepted label pairs, trees/label_closure.parquet); these "
     'are the classes that count as correct answers for the image (DESIGN "Ground truth"). '
     f"The paper reports {sections.PAPER_CLASSES_PER_IMAGE} distinct classes per image and "
     f"{sections.PAPER_HIERARCHY_CLASSES_PER_IMAGE} classes across each image's hierarchy trees "
@@ -107,7 +108,18 @@ def _run_summary(record: dict) -> dict:
         "options",
         "versions",
     )
-    return {key: record.get(key) for key in keys}
+    return {key: record.get(key) for key in keys} | {"isa_guard": isa_guard(record)}
+
+
+def isa_guard(record: dict) -> dict:
+    """run.json's "isa_guard"; for runs from before it was recorded, the state the resolved
+    --isa_guard option gives, with no reason known."""
+    recorded = record.get("isa_guard")
+    if isinstance(recorded, dict):
+        return recorded
+    if record.get("options", {}).get("isa_guard"):
+        return {"state": "on", "hierarchy": record["options"].get("hierarchy")}
+    return {"state": "off", "reason": "not recorded by this run"}
 
 
 def _page(stats_json: dict, label_pairs: pl.DataFrame, tree_markup: str) -> str:
@@ -169,7 +181,9 @@ def _measure(
     frequency = stats.class_frequency(run)
     timer.lap("per_image")
     tree_summary = tree_stats.summary(run.tree)
-    tree_summary["multi_parent"] = tree_stats.multi_parent(label_pairs, run.tree, run.names)
+    tree_summary["graph_edges"] = run.graph.number_of_edges()
+    tree_summary["closure_pairs"] = run.closure.num_rows
+    tree_summary["multi_parent"] = tree_stats.multi_parent(run.graph, run.tree, run.names)
     tree_markup = tree_stats.tree_html(run.tree, run.names)
     timer.lap("tree")
     gallery = galleries.build(run, label_pairs, sizes, write)

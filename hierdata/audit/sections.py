@@ -46,6 +46,19 @@ def summary(stats: dict) -> str:
             ("rejected rows", stats["rejects"]["rows"]["total"]),
         ]
     )
+    guard = run.get("isa_guard") or {}
+    if guard.get("state") == "on":
+        guard_text = (
+            f'<p class="muted">Is-a guard on: {guard.get("blocked", 0)} label pairs over both '
+            f"thresholds refused as Subcategory (is-a) pairs of "
+            f"<code>{esc(guard.get('hierarchy'))}</code>.</p>"
+        )
+    else:
+        guard_text = (
+            '<p class="note"><b>The is-a guard was off</b>: nothing kept label pairs related '
+            "by Subcategory (Person/Woman, Vehicle/Car) out of the accepted part-of pairs. "
+            f"Reason: {esc(guard.get('reason', 'unknown'))}.</p>"
+        )
     when = (
         f"<p>Runner <b>{esc(run.get('runner'))}</b>, started {esc(run.get('started_at'))}, "
         f"finished {esc(run.get('finished_at'))} ({num(run.get('elapsed_seconds'), 1)} s). "
@@ -68,6 +81,7 @@ def summary(stats: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in sorted(run.get("versions", {}).items()))
     return (
         top
+        + guard_text
         + when
         + "<h3>Inputs and fingerprints</h3>"
         + inputs

@@ -1,4 +1,5 @@
-"""One run's outputs as the audit reads them: tables as lazy polars frames, run.json, the tree.
+"""One run's outputs as the audit reads them: tables as lazy polars frames, run.json, the label
+graph, its closure (the ground truth) and the display tree.
 
 Local tables are scanned natively; other fsspec URLs (gs://, memory://) through pyarrow datasets.
 """
@@ -8,10 +9,11 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 import polars as pl
+import pyarrow as pa
 import pyarrow.dataset as ds
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from hierdata import io, outputs, readers, trees
+from hierdata import ground_truth, io, outputs, readers, trees
 from hierdata.errors import InputError
 from schemas import TABLE_SCHEMAS, OutputLayout
 
@@ -66,10 +68,13 @@ def _optional_hierarchy(url: str | None) -> list[tuple[str, str, str]] | None:
 
 @dataclass
 class Run:
-    """A pipeline output opened for the audit: root URL, run.json, label tree and names."""
+    """A pipeline output opened for the audit: root URL, run.json, label graph, closure (the
+    ground truth, schemas.tables.LABEL_CLOSURE), display tree and names."""
 
     root: str
     record: dict
+    graph: nx.DiGraph
+    closure: pa.Table
     tree: nx.DiGraph
     names: dict[str, str] = field(default_factory=dict)
     hierarchy: list[tuple[str, str, str]] | None = None
@@ -92,12 +97,30 @@ class Run:
         return self.names.get(label, label)
 
 
-def _read_tree(root: str) -> nx.DiGraph:
-    """trees/label_tree.json, or the tree rebuilt from label_pairs for outputs without one."""
+def _read_trees(root: str) -> tuple[nx.DiGraph, pa.Table, nx.DiGraph]:
+    """The label graph, closure and display tree as the run stored them in trees/; for outputs
+    without them, each is rebuilt from label_pairs by the pipeline's own functions."""
     layout = OutputLayout(root)
-    if io.exists(layout.label_tree_json):
-        return trees.tree_from_node_link(json.loads(io.read_bytes(layout.label_tree_json)))
-    return trees.label_tree(outputs.read_table(root, "label_pairs"))
+    rebuilt = None
+
+    def rebuild() -> nx.DiGraph:
+        nonlocal rebuilt
+        if rebuilt is None:
+            rebuilt = trees.label_graph(outputs.read_table(root, "label_pairs"))
+        return rebuilt
+
+    def read_json(url: str) -> nx.DiGraph | None:
+        if not io.exists(url):
+            return None
+        return trees.graph_from_node_link(json.loads(io.read_bytes(url)))
+
+    graph = read_json(layout.label_graph_json) or rebuild()
+    tree = read_json(layout.label_tree_json) or trees.display_tree(rebuild())
+    if io.exists(layout.label_closure_parquet):
+        closure = ground_truth.read_closure(layout.label_closure_parquet)
+    else:
+        closure = ground_truth.label_closure(graph)
+    return graph, closure, tree
 
 
 def open_run(root: str) -> Run:
@@ -106,11 +129,19 @@ def open_run(root: str) -> Run:
     Raises InputError when root holds no run.json (not a pipeline output, or a failed run).
     """
     record = outputs.read_run_record(root)
-    tree = _read_tree(root)
+    graph, closure, tree = _read_trees(root)
     options = record.get("options", {})
     names = {label: attrs.get("name", label) for label, attrs in tree.nodes(data=True)}
     names.update(_optional_names(options.get("class_descriptions")))
     # The pipeline records its own agreement; the hierarchy file is read only for older runs.
     recorded = isinstance(record.get("official_hierarchy"), dict)
     hierarchy = None if recorded else _optional_hierarchy(options.get("hierarchy"))
-    return Run(root=root, record=record, tree=tree, names=names, hierarchy=hierarchy)
+    return Run(
+        root=root,
+        record=record,
+        graph=graph,
+        closure=closure,
+        tree=tree,
+        names=names,
+        hierarchy=hierarchy,
+    )

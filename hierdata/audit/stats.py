@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from hierdata import trees
 from hierdata.audit.sources import Run
 from hierdata.stats import passes_thresholds
 
@@ -167,26 +167,28 @@ def thresholds_passed(
 def label_pair_totals(
     label_pairs: pl.DataFrame, min_frequency: float, min_proportion: float
 ) -> dict[str, int]:
-    """Candidate, accepted and is-a label pairs; isa_blocked passed both thresholds but is-a."""
+    """Candidate, accepted, is-a and same-object label pairs; isa_blocked passed both thresholds
+    but is-a; same_object_blocked passed both, is not is-a, and is one object under two labels
+    (the same-object filter's work)."""
     passing = thresholds_passed(label_pairs, min_frequency, min_proportion)
     isa = label_pairs["isa"].to_numpy().astype(bool)
+    same_object = label_pairs["same_object"].to_numpy().astype(bool)
     return {
         "candidate": label_pairs.height,
         "accepted": int(label_pairs["accepted"].sum() or 0),
         "isa": int(isa.sum()),
         "isa_blocked": int((passing & isa).sum()),
+        "same_object": int(same_object.sum()),
+        "same_object_blocked": int((passing & same_object & ~isa).sum()),
         "passing_thresholds": int(passing.sum()),
     }
 
 
-def _down_frame(tree) -> pl.DataFrame:
-    """(label, member) for every member of down(label) in the label tree (DESIGN "Ground truth")."""
-    sets = trees.down_sets(tree)
-    labels = [label for label, members in sets.items() for _ in members]
-    members = [member for found in sets.values() for member in sorted(found)]
-    return pl.DataFrame(
-        {"label": labels, "member": members}, schema={"label": pl.String, "member": pl.String}
-    )
+def _down_frame(closure: pa.Table) -> pl.DataFrame:
+    """(label, member) for every member of down(label): the closure of the label graph
+    (DESIGN "Ground truth"), each label its own member."""
+    frame = pl.from_arrow(closure.select(["label", "descendant"]))
+    return frame.rename({"descendant": "member"})
 
 
 def _summary(column: pl.Expr) -> list[pl.Expr]:
@@ -204,9 +206,10 @@ def per_image(run: Run) -> tuple[dict, dict[str, dict[int, int]]]:
 
     For every image with at least one validated box: boxes (validated), kept_boxes, classes
     (distinct labels of its kept boxes) and hierarchy_classes = |union of down(L) over the
-    image's kept labels L| in the label tree: the classes that count as correct answers for the
-    image (DESIGN "Ground truth"), i.e. the labels across the image's hierarchy trees. A label
-    missing from the tree counts as itself. Images without kept boxes have 0 classes.
+    image's kept labels L|, down(L) read from the label graph's closure: the classes that count
+    as correct answers for the image (DESIGN "Ground truth"), i.e. the labels across the
+    image's hierarchy trees. A label missing from the closure counts as itself. Images without
+    kept boxes have 0 classes.
 
     Returns:
         ({split | "all": {"images": n, "{stat}_mean"/"_median"/"_p90"/"_max": x}},
@@ -218,7 +221,7 @@ def per_image(run: Run) -> tuple[dict, dict[str, dict[int, int]]]:
         kept_boxes=pl.col("kept").sum(),
         classes=pl.col("label").filter(pl.col("kept")).n_unique(),
     )
-    down = _down_frame(run.tree).lazy()
+    down = _down_frame(run.closure).lazy()
     labels = boxes.filter(pl.col("kept")).select(*_IMAGE, "label").unique()
     hierarchy = (
         labels.join(down, on="label", how="left")

@@ -35,14 +35,14 @@ def proportion_grid(chosen: float) -> list[float]:
 def tree_edge_count(label_pairs: pl.DataFrame, accepted: np.ndarray) -> int:
     """Label -> label edges of the label tree built from the rows where `accepted` holds.
 
-    The same rule as trees.label_tree (DESIGN "Label tree"): in trees.label_graph of those
+    The same rule as trees.label_tree (DESIGN "Label tree"): in trees.accepted_dag of those
     rows (mutual pairs keep the stronger, cycles lose their weakest edge) every label with a
     parent left keeps exactly one edge. Which parent it keeps does not change the count, so
-    the costly most-granular-parent search (several path searches per multi-parent label) is
+    the parent rule (parents.choose_parent: an ancestor search per comparable parent) is
     skipped: over a whole grid of rebuilds it would dominate the report's time.
     """
     rows = label_pairs.filter(pl.Series(accepted)).with_columns(accepted=pl.lit(True))
-    dag = trees.label_graph(rows.to_arrow())
+    dag = trees.accepted_dag(rows.to_arrow())
     return sum(1 for label in dag if dag.in_degree(label))
 
 
@@ -65,8 +65,8 @@ def sensitivity(
         {"frequency": [...], "proportion": [...], "chosen": {"frequency", "proportion"},
          "label_pairs", "tree_edges", "training_pairs": [[n per frequency] per proportion]}.
         A pair survives when hierdata.stats.is_accepted holds at (f, p): frequency >= f,
-        proportion >= p and not an is-a pair; tree_edges is null where more than
-        MAX_TREE_PAIRS pairs survive.
+        proportion >= p, not an is-a pair and not one object under two labels (the run's
+        same_object column); tree_edges is null where more than MAX_TREE_PAIRS pairs survive.
     """
     frequencies = frequency_grid(min_frequency)
     proportions = proportion_grid(min_proportion)
@@ -74,12 +74,13 @@ def sensitivity(
     frequency = joined["frequency"].to_numpy()
     proportion = joined["proportion"].to_numpy()
     isa = joined["isa"].to_numpy()
+    same_object = joined["same_object"].to_numpy()
     candidates = joined["candidates"].fill_null(0).to_numpy().astype(np.int64)
     surviving = {"label_pairs": [], "tree_edges": [], "training_pairs": []}
     for p in proportions:
         rows = {name: [] for name in surviving}
         for f in frequencies:
-            accepted = is_accepted(frequency, proportion, isa, f, p)
+            accepted = is_accepted(frequency, proportion, isa, same_object, f, p)
             n_accepted = int(accepted.sum())
             rows["label_pairs"].append(n_accepted)
             rows["training_pairs"].append(image_box_pairs + int(candidates[accepted].sum()))

@@ -1,14 +1,13 @@
 """The label tree for auditors: size, depth and branching distributions, multi-parent labels
-that the tree rule resolved, and the tree as nested collapsible HTML.
+with the evidence the parent rule weighed, and the tree as nested collapsible HTML.
 """
 
 import html
 from collections import Counter
 
 import networkx as nx
-import polars as pl
 
-from hierdata import trees
+from hierdata import parents, trees
 
 
 def label_edges(tree: nx.DiGraph) -> set[tuple[str, str]]:
@@ -37,38 +36,55 @@ def summary(tree: nx.DiGraph) -> dict:
     }
 
 
-def multi_parent(label_pairs: pl.DataFrame, tree: nx.DiGraph, names: dict[str, str]) -> list[dict]:
-    """Labels with several accepted parents, and the parent the label tree kept for each.
+def multi_parent(graph: nx.DiGraph, tree: nx.DiGraph, names: dict[str, str]) -> list[dict]:
+    """Labels with several parents in the label graph, each with the evidence for every
+    candidate parent and the one the display tree kept (parents.choose_parent).
 
-    The kept parent is the label's parent in the run's tree: the most granular of the
-    candidates (DESIGN "Label tree"), or the root "scene" when cycle breaking removed them all.
+    Each entry: child, child_name, kept_parent (the rule's choice), tree_parent (the parent in
+    the run's stored tree: the same unless the tree file was edited), reason, and parents,
+    strongest first: label, name, frequency, proportion, children_with_parent, child_boxes,
+    share with its 95% interval (share_low, share_high), comparable (its interval reaches the
+    strongest's lower bound), gave_way (an ancestor of another comparable parent), kept.
     Sorted by the number of parents (most first), then child label.
     """
-    accepted = label_pairs.filter(pl.col("accepted"))
-    counts = accepted.group_by("child_label").agg(n=pl.len()).filter(pl.col("n") > 1)
-    rows = accepted.join(counts.select("child_label"), on="child_label").sort(
-        "child_label", "proportion", "parent_label", descending=[False, True, False]
-    )
+
+    def name(label: str | None) -> str | None:
+        if label is None:
+            return None
+        return names.get(label, graph.nodes[label].get("name", label) if label in graph else label)
+
     found = []
-    for (child,), group in rows.group_by("child_label", maintain_order=True):
-        kept = next(iter(tree.predecessors(child)), None) if child in tree else None
-        parents = [
+    for child in sorted(graph):
+        if graph.in_degree(child) < 2:
+            continue
+        choice = parents.choose_parent(graph, child)
+        tree_parent = next(iter(tree.predecessors(child)), None) if child in tree else None
+        candidates = [
             {
-                "label": r["parent_label"],
-                "name": names.get(r["parent_label"], r["parent_name"]),
-                "frequency": r["frequency"],
-                "proportion": r["proportion"],
-                "kept": r["parent_label"] == kept,
+                "label": c.parent,
+                "name": name(c.parent),
+                "frequency": c.frequency,
+                "proportion": c.proportion,
+                "children_with_parent": c.children_with_parent,
+                "child_boxes": c.child_boxes,
+                "share": c.share,
+                "share_low": c.share_low,
+                "share_high": c.share_high,
+                "comparable": c.parent in choice.comparable,
+                "gave_way": c.parent in choice.gave_way,
+                "kept": c.parent == choice.kept,
             }
-            for r in group.iter_rows(named=True)
+            for c in choice.candidates
         ]
         found.append(
             {
                 "child": child,
-                "child_name": names.get(child, child),
-                "kept_parent": kept,
-                "kept_parent_name": names.get(kept or "", kept),
-                "parents": parents,
+                "child_name": name(child),
+                "kept_parent": choice.kept,
+                "kept_parent_name": name(choice.kept),
+                "tree_parent": tree_parent,
+                "reason": choice.reason,
+                "parents": candidates,
             }
         )
     found.sort(key=lambda row: (-len(row["parents"]), row["child"]))

@@ -89,8 +89,9 @@ def test_mine_bucket_counts_and_label_pairs_of_the_stats_splits() -> None:
     # Only the train split counts: 2 Car boxes, one with a Wheel.
     counts = mined.label_pair_counts
     assert counts.pairs.to_pylist() == [
-        {"parent_label": CAR, "child_label": WHEEL, "frequency": 1, "parents_with_child": 1}
-    ]
+        {"parent_label": CAR, "child_label": WHEEL, "frequency": 1, "parents_with_child": 1,
+         "children_with_parent": 1}
+    ]  # fmt: skip
     assert dict(zip(*counts.labels.to_pydict().values(), strict=True)) == {CAR: 2, WHEEL: 2}
 
 

@@ -6,18 +6,19 @@ Label ids of the real hierarchy were checked against its class-descriptions-boxa
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from hierdata import readers, synth
 from hierdata.isa import (
+    guard_off_reason,
+    guard_state,
     isa_pairs,
     label_pair_agreement,
     official_part_agreement,
     official_part_pairs,
 )
 from hierdata.stats import label_pair_stats
-from schemas import LABEL_COUNTS, PAIR_COUNTS
+from tests.hierdata.label_pair_rows import pair_counts
 
 ENTITY = "/m/0bl9f"  # the root of the real hierarchy; no class row, no boxes
 PERSON, WOMAN, MAN = "/m/01g317", "/m/03bt1vf", "/m/04yx4"
@@ -136,25 +137,37 @@ def test_official_part_agreement_report() -> None:
     assert json.loads(json.dumps(report)) == report
 
 
+def _hand_statistics():
+    counts = pair_counts(
+        ("b", "c", 9, 5), ("q", "a", 9, 5), ("b", "a", 1, 1),
+        labels={"a": 10, "b": 10, "c": 10, "q": 10},
+    )  # fmt: skip
+    return label_pair_stats(counts, {}, 5, 0.1, 0.7, isa_pairs(HAND_EDGES))
+
+
 def test_label_pair_agreement_of_a_statistics_table() -> None:
-    counts = pa.Table.from_pylist(
-        [
-            {"parent_label": "b", "child_label": "c", "frequency": 9, "parents_with_child": 5},
-            {"parent_label": "q", "child_label": "a", "frequency": 9, "parents_with_child": 5},
-            {"parent_label": "b", "child_label": "a", "frequency": 1, "parents_with_child": 1},
-        ],
-        schema=PAIR_COUNTS,
-    )
-    labels = pa.Table.from_pylist(
-        [{"label": "b", "kept_boxes": 10}, {"label": "q", "kept_boxes": 10}], schema=LABEL_COUNTS
-    )
-    guarded = isa_pairs(HAND_EDGES)
-    table = label_pair_stats(counts, labels, {}, 5, 0.1, guarded)
+    table = _hand_statistics()
     report = label_pair_agreement(table, HAND_EDGES, 5, 0.1)
     assert report["accepted_official_part"] == [["b", "c"]]
     # (q, a) passes both thresholds and is refused as is-a; (b, a) is is-a but too rare.
     assert report["isa_blocked"] == [["q", "a"]]
     assert label_pair_agreement(table, [], 5, 0.1) is None
+
+
+def test_guard_state_says_whether_the_guard_ran() -> None:
+    """DESIGN "Qualities": the is-a guard silently off must be visible (run.json's isa_guard)."""
+    table = _hand_statistics()
+    guarded = len(isa_pairs(HAND_EDGES))
+    assert guard_state(table, "h.json", True, guarded, 5, 0.1) == {
+        "state": "on",
+        "hierarchy": "h.json",
+        "isa_pairs": guarded,
+        "blocked": 1,  # (q, a)
+    }
+    off = guard_state(table, None, False, 0, 5, 0.1)
+    assert off == {"state": "off", "reason": guard_off_reason(None)}
+    assert off["reason"].startswith("no hierarchy file") and "--hierarchy" in off["reason"]
+    assert guard_state(table, "h.json", False, 0, 5, 0.1)["reason"] == "--isa_guard off"
 
 
 def test_real_official_part_agreement(real) -> None:

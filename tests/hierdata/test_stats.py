@@ -1,9 +1,10 @@
-"""Label-pair statistics: counts on hand cases, both thresholds, partial sums (LabelPairCounts),
-is-a guard, the run record's summaries."""
+"""Label-pair statistics: counts on hand cases, both thresholds, the same-object filter, partial
+sums (LabelPairCounts), is-a guard, the run record's summaries."""
 
 import random
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -14,13 +15,17 @@ from hierdata.stats import (
     accepted_label_pairs,
     filter_accepted,
     in_splits,
+    is_accepted,
+    is_same_object,
     isa_blocked_pairs,
     label_counts,
     label_pair_stats,
     label_pair_summary,
     pair_counts,
+    same_object_pairs,
 )
-from schemas import LABEL_COUNTS, LABEL_PAIRS, PAIR_COUNTS, PAIRS, ROWS
+from schemas import LABEL_COUNTS, LABEL_PAIRS, PAIR_COUNTS, PAIR_IOU_COUNTS, PAIRS, ROWS
+from tests.hierdata import label_pair_rows
 
 CAR, WHEEL, DOOR = "/m/0k4j", "/m/083wq", "/m/02dgv"
 NAMES = {CAR: "Car", WHEEL: "Wheel", DOOR: "Door"}
@@ -63,14 +68,8 @@ def candidate(
     }  # fmt: skip
 
 
-def counts_table(*rows: tuple[str, str, int, int]) -> pa.Table:
-    names = PAIR_COUNTS.names
-    return pa.Table.from_pylist([dict(zip(names, row, strict=True)) for row in rows], PAIR_COUNTS)
-
-
-def label_table(*rows: tuple[str, int]) -> pa.Table:
-    names = LABEL_COUNTS.names
-    return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows], LABEL_COUNTS)
+def counts(*rows: tuple, labels: dict[str, int], iou: float = 0.1) -> LabelPairCounts:
+    return label_pair_rows.pair_counts(*rows, labels=labels, iou=iou)
 
 
 def stats_row(table: pa.Table, parent: str, child: str) -> dict[str, Any]:
@@ -84,11 +83,12 @@ def stats_row(table: pa.Table, parent: str, child: str) -> dict[str, Any]:
 def test_frequency_and_proportion_hand_case() -> None:
     boxes = index_boxes(three_cars(), min_box_area=0.01)
     _, candidates = mine_pairs(boxes)
-    counts = pair_counts(candidates)
-    assert counts.schema == PAIR_COUNTS
-    assert counts.to_pylist() == [
-        {"parent_label": CAR, "child_label": WHEEL, "frequency": 3, "parents_with_child": 2}
-    ]
+    counted = pair_counts(candidates)
+    assert counted.schema == PAIR_COUNTS
+    assert counted.to_pylist() == [
+        {"parent_label": CAR, "child_label": WHEEL, "frequency": 3, "parents_with_child": 2,
+         "children_with_parent": 3}
+    ]  # fmt: skip
     kept = label_counts(boxes)
     assert kept.schema == LABEL_COUNTS
     # Sorted by label id; the door is below min_box_area and not counted.
@@ -96,42 +96,53 @@ def test_frequency_and_proportion_hand_case() -> None:
         {"label": WHEEL, "kept_boxes": 3},
         {"label": CAR, "kept_boxes": 3},
     ]
-    stats = label_pair_stats(counts, kept, NAMES, min_pair_frequency=3, min_pair_proportion=0.5)
+    whole = LabelPairCounts.of_images(boxes, candidates)
+    # Each wheel covers 1/16 of its car: IoU 0.0625, bin 6; the median of three pairs in one
+    # bin is interpolated to the bin's middle pair: (6 + 1.5 / 3) / 100.
+    assert whole.ious.to_pylist() == [
+        {"parent_label": CAR, "child_label": WHEEL, "iou_bin": 6, "pairs": 3}
+    ]
+    stats = label_pair_stats(whole, NAMES, min_pair_frequency=3, min_pair_proportion=0.5)
     assert stats.schema == LABEL_PAIRS
     assert stats.to_pylist() == [
         {"parent_label": CAR, "child_label": WHEEL, "parent_name": "Car", "child_name": "Wheel",
          "frequency": 3, "parents_with_child": 2, "parent_boxes": 3, "proportion": 2 / 3,
-         "isa": False, "accepted": True}
+         "children_with_parent": 3, "child_boxes": 3, "iou_median": pytest.approx(0.065),
+         "near_duplicate_share": 0.0, "isa": False, "same_object": False, "accepted": True}
     ]  # fmt: skip
 
 
-def test_parents_counted_per_split_and_image() -> None:
-    # parent_box 0 exists in two images and in two splits: three distinct parent boxes.
+def test_parents_and_children_counted_per_split_and_image() -> None:
+    # parent_box 0 exists in two images and in two splits: three distinct parent boxes. Child
+    # box 1 of image "a" lies in two cars (0 and 3): one child with a parent, not two.
     rows = [
         candidate("a", 0, 1, CAR, WHEEL),
         candidate("a", 0, 2, CAR, WHEEL),
+        candidate("a", 3, 1, CAR, WHEEL),
         candidate("b", 0, 1, CAR, WHEEL),
         {**candidate("a", 0, 1, CAR, WHEEL), "split": "test"},
         candidate("a", 0, 3, CAR, DOOR),
     ]
-    counts = pair_counts(pa.Table.from_pylist(rows, schema=PAIRS))
-    assert counts.to_pylist() == [
-        {"parent_label": CAR, "child_label": DOOR, "frequency": 1, "parents_with_child": 1},
-        {"parent_label": CAR, "child_label": WHEEL, "frequency": 4, "parents_with_child": 3},
-    ]
+    counted = pair_counts(pa.Table.from_pylist(rows, schema=PAIRS))
+    assert counted.to_pylist() == [
+        {"parent_label": CAR, "child_label": DOOR, "frequency": 1, "parents_with_child": 1,
+         "children_with_parent": 1},
+        {"parent_label": CAR, "child_label": WHEEL, "frequency": 5, "parents_with_child": 4,
+         "children_with_parent": 4},
+    ]  # fmt: skip
 
 
 def test_pair_counts_ignores_image_box_rows() -> None:
     image_box = {**candidate("a", -1, 1, CAR, WHEEL), "kind": "image_box", "parent_label": None}
     rows = [image_box, candidate("a", 0, 1, CAR, WHEEL)]
-    counts = pair_counts(pa.Table.from_pylist(rows, schema=PAIRS))
-    assert counts.column("frequency").to_pylist() == [1]
+    counted = pair_counts(pa.Table.from_pylist(rows, schema=PAIRS))
+    assert counted.column("frequency").to_pylist() == [1]
 
 
 @pytest.mark.parametrize(("frequency", "accepted"), [(50, True), (49, False)])
 def test_min_pair_frequency_inclusive(frequency: int, accepted: bool) -> None:
     stats = label_pair_stats(
-        counts_table((CAR, WHEEL, frequency, 40)), label_table((CAR, 100)), NAMES
+        counts((CAR, WHEEL, frequency, 40), labels={CAR: 100, WHEEL: 9}), NAMES
     )
     assert stats.column("accepted").to_pylist() == [accepted]
 
@@ -140,17 +151,61 @@ def test_min_pair_frequency_inclusive(frequency: int, accepted: bool) -> None:
 def test_min_pair_proportion_inclusive(parents_with_child: int, accepted: bool) -> None:
     # 10 of 100 Car boxes is a proportion of exactly the default 0.1.
     stats = label_pair_stats(
-        counts_table((CAR, WHEEL, 500, parents_with_child)), label_table((CAR, 100)), NAMES
+        counts((CAR, WHEEL, 500, parents_with_child), labels={CAR: 100, WHEEL: 9}), NAMES
     )
     assert stats.column("proportion").to_pylist() == [parents_with_child / 100]
     assert stats.column("accepted").to_pylist() == [accepted]
 
 
+@pytest.mark.parametrize(
+    ("iou", "same_object_iou", "same_object"),
+    [
+        (0.815, 0.7, True),  # Tire/Wheel on Open Images V3
+        (0.745, 0.7, True),  # Woman/Girl
+        (0.705, 0.7, True),  # bin 70: interpolated median 0.705 >= 0.7
+        (0.695, 0.7, False),  # bin 69: 0.695
+        (0.535, 0.7, False),  # Head/Face
+        (0.035, 0.7, False),  # Car/Wheel
+        (0.995, 1.01, False),  # above 1 disables the rule
+    ],
+)
+def test_same_object_pairs_are_never_accepted(
+    iou: float, same_object_iou: float, same_object: bool
+) -> None:
+    """DESIGN "Label-pair statistics": a pair whose candidates' median IoU reaches
+    --same_object_iou is one object under two labels, never a part-of pair."""
+    row = stats_row(
+        label_pair_stats(
+            counts((CAR, WHEEL, 100, 50), labels={CAR: 100, WHEEL: 100}, iou=iou),
+            NAMES,
+            same_object_iou=same_object_iou,
+        ),
+        CAR,
+        WHEEL,
+    )
+    assert row["iou_median"] == pytest.approx(int(iou * 100) / 100 + 0.005)
+    assert row["near_duplicate_share"] == (1.0 if iou >= 0.5 else 0.0)
+    assert (row["same_object"], row["accepted"]) == (same_object, not same_object)
+
+
+def test_acceptance_rule_is_one_predicate() -> None:
+    """stats.is_accepted: both thresholds (inclusive), not is-a, not the same object."""
+    frequency = np.array([50, 49, 50, 50, 50])
+    proportion = np.array([0.1, 0.5, 0.09, 0.5, 0.5])
+    isa = np.array([False, False, False, True, False])
+    same_object = is_same_object(np.array([0.2, 0.2, 0.2, 0.2, 0.7]), 0.7)
+    assert same_object.tolist() == [False, False, False, False, True]
+    accepted = is_accepted(frequency, proportion, isa, same_object, 50, 0.1)
+    assert accepted.tolist() == [True, False, False, False, False]
+
+
 def test_isa_pairs_never_accepted() -> None:
-    counts = counts_table((CAR, WHEEL, 500, 90), (CAR, DOOR, 500, 90), (WHEEL, CAR, 500, 90))
-    labels = label_table((CAR, 100), (WHEEL, 100))
+    counted = counts(
+        (CAR, WHEEL, 500, 90), (CAR, DOOR, 500, 90), (WHEEL, CAR, 500, 90),
+        labels={CAR: 100, WHEEL: 100, DOOR: 100},
+    )  # fmt: skip
     # (Wheel, Car) given as is-a guards (Car, Wheel) too: the relation has no direction.
-    stats = label_pair_stats(counts, labels, NAMES, isa_pairs=[(WHEEL, CAR)])
+    stats = label_pair_stats(counted, NAMES, isa_pairs=[(WHEEL, CAR)])
     rows = [
         (r["parent_label"], r["child_label"], r["isa"], r["accepted"]) for r in stats.to_pylist()
     ]
@@ -182,33 +237,42 @@ def test_partial_counts_sum_to_whole() -> None:
     boxes = random_images()
     _, candidates = mine_pairs(boxes)
     thresholds = {"min_pair_frequency": 5, "min_pair_proportion": 0.1}
-    whole = label_pair_stats(pair_counts(candidates), label_counts(boxes), {}, **thresholds)
+    whole = label_pair_stats(LabelPairCounts.of_images(boxes, candidates), {}, **thresholds)
     accepted = sum(whole.column("accepted").to_pylist())
     assert whole.num_rows > 3 and 0 < accepted < whole.num_rows
     # Partial tables from disjoint batches of images, concatenated in a scrambled order.
-    partial_counts, partial_labels = [], []
+    parts = []
     for batch in (range(40, 60), range(0, 17), range(17, 40)):
         images = pa.array([f"i{k:02d}" for k in batch])
         in_batch = pc.is_in(candidates["image_id"], value_set=images)
-        partial_counts.append(pair_counts(candidates.filter(in_batch)))
-        partial_labels.append(label_counts(boxes.filter(pc.is_in(boxes["image_id"], images))))
-    summed = label_pair_stats(
-        pa.concat_tables(partial_counts), pa.concat_tables(partial_labels), {}, **thresholds
-    )
-    assert summed.equals(whole)
+        parts.append(
+            LabelPairCounts.of_images(
+                boxes.filter(pc.is_in(boxes["image_id"], images)), candidates.filter(in_batch)
+            )
+        )
+    concatenated = LabelPairCounts(
+        *(pa.concat_tables([getattr(part, name) for part in parts])
+          for name in ("pairs", "labels", "ious"))
+    )  # fmt: skip
+    assert label_pair_stats(concatenated, {}, **thresholds).equals(whole)
 
 
 def test_display_names_fall_back_to_label_id() -> None:
     stats = label_pair_stats(
-        counts_table((CAR, "/m/unknown", 1, 1)), label_table((CAR, 2)), {CAR: "Car"}
+        counts((CAR, "/m/unknown", 1, 1), labels={CAR: 2, "/m/unknown": 1}), {CAR: "Car"}
     )
     assert stats.column("parent_name").to_pylist() == ["Car"]
     assert stats.column("child_name").to_pylist() == ["/m/unknown"]
 
 
-def test_missing_parent_label_count_is_an_error() -> None:
-    with pytest.raises(ValueError, match="lacks parent labels"):
-        label_pair_stats(counts_table((CAR, WHEEL, 5, 1)), label_table((WHEEL, 5)), NAMES)
+def test_missing_label_counts_are_an_error() -> None:
+    with pytest.raises(ValueError, match="lacks parent_labels"):
+        label_pair_stats(counts((CAR, WHEEL, 5, 1), labels={WHEEL: 5}), NAMES)
+    with pytest.raises(ValueError, match="lacks child_labels"):
+        label_pair_stats(counts((CAR, WHEEL, 5, 1), labels={CAR: 5}), NAMES)
+    no_ious = counts((CAR, WHEEL, 5, 1), labels={CAR: 5, WHEEL: 5})
+    with pytest.raises(ValueError, match="IoU counts lack"):
+        label_pair_stats(LabelPairCounts(no_ious.pairs, no_ious.labels, no_ious.ious[:0]), NAMES)
 
 
 def test_filter_accepted_keeps_accepted_pairs_in_order() -> None:
@@ -231,11 +295,11 @@ def test_filter_accepted_keeps_accepted_pairs_in_order() -> None:
 
 
 def test_empty_inputs_give_empty_tables() -> None:
-    counts = pair_counts(PAIRS.empty_table())
-    labels = label_counts(index_boxes(ROWS.empty_table(), 0.01))
-    assert counts.schema == PAIR_COUNTS and counts.num_rows == 0
-    assert labels.schema == LABEL_COUNTS and labels.num_rows == 0
-    stats = label_pair_stats(counts, labels, NAMES)
+    empty = LabelPairCounts.of_images(index_boxes(ROWS.empty_table(), 0.01), PAIRS.empty_table())
+    assert empty.pairs.schema == PAIR_COUNTS and empty.pairs.num_rows == 0
+    assert empty.labels.schema == LABEL_COUNTS and empty.labels.num_rows == 0
+    assert empty.ious.schema == PAIR_IOU_COUNTS and empty.ious.num_rows == 0
+    stats = label_pair_stats(empty, NAMES)
     assert stats.schema == LABEL_PAIRS and stats.num_rows == 0
     assert accepted_label_pairs(stats) == frozenset()
 
@@ -251,35 +315,45 @@ def test_label_pair_counts_of_batches_add_up_to_the_whole() -> None:
     whole = LabelPairCounts.of_images(boxes, candidates)
     assert whole.pairs.equals(pair_counts(candidates))
     assert whole.labels.equals(label_counts(boxes))
+    assert whole.ious.num_rows > whole.pairs.num_rows  # several IoU bins per label pair
     parts = [
         LabelPairCounts.of_images(_image_batch(boxes, b), _image_batch(candidates, b))
         for b in (range(40, 60), range(0, 17), range(17, 40))
     ]
     for total in (LabelPairCounts.merge(parts), parts[2] + parts[0] + parts[1]):
         assert total.pairs.equals(whole.pairs) and total.labels.equals(whole.labels)
-    thresholds = (NAMES, 5, 0.1)
+        assert total.ious.equals(whole.ious)
+    thresholds = (NAMES, 5, 0.1, 0.7)
     assert (
         LabelPairCounts.merge(parts)
         .to_label_pairs(*thresholds)
-        .equals(label_pair_stats(pair_counts(candidates), label_counts(boxes), *thresholds))
+        .equals(label_pair_stats(whole, *thresholds))
     )
 
 
 def test_label_pair_counts_merge_sums_equal_keys_and_sorts() -> None:
-    a = LabelPairCounts(counts_table((CAR, WHEEL, 3, 1), (CAR, DOOR, 1, 1)), label_table((CAR, 2)))
-    b = LabelPairCounts(counts_table((CAR, WHEEL, 2, 2)), label_table((WHEEL, 4), (CAR, 1)))
+    a = counts((CAR, WHEEL, 3, 1, 2), (CAR, DOOR, 1, 1), labels={CAR: 2}, iou=0.2)
+    b = counts((CAR, WHEEL, 2, 2), labels={WHEEL: 4, CAR: 1}, iou=0.25)
     total = a + b
     assert total.pairs.to_pylist() == [
-        {"parent_label": CAR, "child_label": DOOR, "frequency": 1, "parents_with_child": 1},
-        {"parent_label": CAR, "child_label": WHEEL, "frequency": 5, "parents_with_child": 3},
-    ]
+        {"parent_label": CAR, "child_label": DOOR, "frequency": 1, "parents_with_child": 1,
+         "children_with_parent": 1},
+        {"parent_label": CAR, "child_label": WHEEL, "frequency": 5, "parents_with_child": 3,
+         "children_with_parent": 4},
+    ]  # fmt: skip
     assert total.labels.to_pylist() == [  # sorted by label id: WHEEL's sorts first
         {"label": WHEEL, "kept_boxes": 4},
         {"label": CAR, "kept_boxes": 3},
     ]
+    assert total.ious.to_pylist() == [  # histograms add bin by bin
+        {"parent_label": CAR, "child_label": DOOR, "iou_bin": 20, "pairs": 1},
+        {"parent_label": CAR, "child_label": WHEEL, "iou_bin": 20, "pairs": 3},
+        {"parent_label": CAR, "child_label": WHEEL, "iou_bin": 25, "pairs": 2},
+    ]
     assert total.pairs.schema == PAIR_COUNTS and total.labels.schema == LABEL_COUNTS
+    assert total.ious.schema == PAIR_IOU_COUNTS
     empty = LabelPairCounts.merge([])
-    assert empty.pairs.num_rows == empty.labels.num_rows == 0
+    assert empty.pairs.num_rows == empty.labels.num_rows == empty.ious.num_rows == 0
     assert (empty + a).pairs.equals(LabelPairCounts.merge([a]).pairs)
 
 
@@ -295,24 +369,38 @@ def test_label_pair_counts_count_only_the_stats_splits() -> None:
         {"label": CAR, "kept_boxes": 3},
     ]
     assert both.labels.column("kept_boxes").to_pylist() == [6, 6]
-    assert stats_row(train_only.to_label_pairs(NAMES, 1, 0.0), CAR, WHEEL)["frequency"] == 3
+    assert stats_row(train_only.to_label_pairs(NAMES, 1, 0.0, 0.7), CAR, WHEEL)["frequency"] == 3
     assert in_splits(boxes, ["validation"]).column("image_id").to_pylist()[0] == "va"
     assert in_splits(boxes, []).num_rows == 0
 
 
-def test_isa_blocked_pairs_pass_both_thresholds() -> None:
-    counts = counts_table((CAR, DOOR, 10, 5), (CAR, WHEEL, 10, 5), (WHEEL, DOOR, 1, 1))
-    table = label_pair_stats(
-        counts, label_table((CAR, 10), (WHEEL, 10)), NAMES, 5, 0.1, {(CAR, WHEEL), (WHEEL, DOOR)}
-    )
+def test_blocked_pairs_and_run_record_summary() -> None:
+    counted = counts(
+        (CAR, DOOR, 10, 5), (CAR, WHEEL, 10, 5), (WHEEL, DOOR, 1, 1),
+        labels={CAR: 10, WHEEL: 10, DOOR: 10},
+    )  # fmt: skip
+    table = label_pair_stats(counted, NAMES, 5, 0.1, 0.7, {(CAR, WHEEL), (WHEEL, DOOR)})
     # (WHEEL, DOOR) is is-a too, but fails the frequency threshold: not "blocked" by the guard.
     assert isa_blocked_pairs(table, 5, 0.1) == [(CAR, WHEEL)]
     assert isa_blocked_pairs(table, 11, 0.1) == []
-    assert label_pair_summary(table) == {
+    assert same_object_pairs(table, 5, 0.1) == []
+    assert label_pair_summary(table, 5, 0.1) == {
         "candidate_label_pairs": 3,
         "accepted_label_pairs": 1,
         "isa_label_pairs": 2,
+        "same_object_label_pairs": 0,
+        "same_object_blocked": 0,
     }
-    empty = label_pair_stats(PAIR_COUNTS.empty_table(), LABEL_COUNTS.empty_table(), NAMES)
-    assert isa_blocked_pairs(empty, 5, 0.1) == []
-    assert label_pair_summary(empty) == dict.fromkeys(label_pair_summary(table), 0)
+    # All three as one object (IoU 0.8): only (CAR, DOOR) is refused by the filter alone.
+    counted = counts(
+        (CAR, DOOR, 10, 5), (CAR, WHEEL, 10, 5), (WHEEL, DOOR, 1, 1),
+        labels={CAR: 10, WHEEL: 10, DOOR: 10}, iou=0.8,
+    )  # fmt: skip
+    table = label_pair_stats(counted, NAMES, 5, 0.1, 0.7, {(CAR, WHEEL), (WHEEL, DOOR)})
+    assert same_object_pairs(table, 5, 0.1) == [(CAR, DOOR)]
+    summary = label_pair_summary(table, 5, 0.1)
+    assert (summary["accepted_label_pairs"], summary["same_object_label_pairs"]) == (0, 3)
+    assert summary["same_object_blocked"] == 1
+    empty = label_pair_stats(LabelPairCounts.merge([]), NAMES)
+    assert isa_blocked_pairs(empty, 5, 0.1) == same_object_pairs(empty, 5, 0.1) == []
+    assert label_pair_summary(empty, 5, 0.1) == dict.fromkeys(summary, 0)

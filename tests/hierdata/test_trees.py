@@ -1,4 +1,5 @@
-"""Tests of hierdata.trees: the DESIGN "Label tree" rules, ground truth and per-image trees.
+"""Tests of hierdata.trees: the DESIGN "Label graph" and "Label tree" rules, node-link JSON,
+run.json summaries and per-image trees.
 
 The synthetic dataset checks the whole chain: mining its train split rebuilds its taxonomy.
 """
@@ -11,38 +12,23 @@ import pyarrow as pa
 import pytest
 
 from hierdata import isa, mining, readers, stats, synth
+from hierdata.stats import LabelPairCounts
 from hierdata.trees import (
     ROOT,
     down,
     down_sets,
+    graph_from_node_link,
+    graph_summary,
     image_trees,
     label_graph,
     label_tree,
     label_tree_table,
-    tree_from_node_link,
-    tree_node_link,
+    node_link_data,
+    tree_summary,
     up,
 )
-from schemas.tables import BOXES, IMAGE_TREES, LABEL_PAIRS, LABEL_TREE, PAIRS
-
-PARENT_BOXES = 1000
-
-
-def label_pairs(*rows: tuple[str, str, int, float] | tuple[str, str, int, float, bool]) -> pa.Table:
-    """schemas.LABEL_PAIRS from (parent, child, frequency, proportion[, accepted]) rows; the
-    display name of label "a" is "A", and every label has PARENT_BOXES kept boxes."""
-    records = []
-    for parent, child, frequency, proportion, *accepted in rows:
-        records.append(
-            {
-                "parent_label": parent, "child_label": child, "parent_name": parent.upper(),
-                "child_name": child.upper(), "frequency": frequency,
-                "parents_with_child": round(proportion * PARENT_BOXES),
-                "parent_boxes": PARENT_BOXES, "proportion": proportion, "isa": False,
-                "accepted": accepted[0] if accepted else True,
-            }
-        )  # fmt: skip
-    return pa.Table.from_pylist(records, schema=LABEL_PAIRS)
+from schemas.tables import BOXES, IMAGE_TREES, LABEL_TREE, PAIRS
+from tests.hierdata.label_pair_rows import PARENT_BOXES, label_pairs, pair
 
 
 def parents(tree: nx.DiGraph) -> dict[str, str]:
@@ -53,6 +39,25 @@ def parents(tree: nx.DiGraph) -> dict[str, str]:
 def edges(graph: nx.DiGraph) -> dict[tuple[str, str], tuple[int, float]]:
     """(parent, child) -> (frequency, proportion) of every edge."""
     return {(p, c): (a["frequency"], a["proportion"]) for p, c, a in graph.edges(data=True)}
+
+
+def test_label_graph_edges_carry_the_pair_statistics_and_nodes_their_names() -> None:
+    graph = label_graph(
+        label_pairs(pair("car", "wheel", 108, 0.51, inside=101, child_boxes=140)),
+        label_counts={"car": 7, "fish": 2},
+        names={"car": "Car"},
+    )
+    assert graph.edges["car", "wheel"] == {
+        "frequency": 108, "proportion": 0.51, "parents_with_child": 510,
+        "parent_boxes": PARENT_BOXES, "children_with_parent": 101, "child_boxes": 140,
+        "iou_median": 0.1, "near_duplicate_share": 0.0,
+    }  # fmt: skip
+    # Every label of label_counts is a node; names from `names`, else label_pairs, else the id.
+    assert dict(graph.nodes(data=True)) == {
+        "car": {"name": "Car", "kept_boxes": 7},
+        "fish": {"name": "fish", "kept_boxes": 2},
+        "wheel": {"name": "WHEEL", "kept_boxes": 0},
+    }
 
 
 def test_label_graph_keeps_the_mutual_pair_with_higher_proportion() -> None:
@@ -122,32 +127,37 @@ def test_longer_cycle_tie_then_frequency() -> None:
     assert parents(label_tree(label_pairs(*rows))) == {"c": ROOT, "a": "c", "b": "a"}
 
 
-def test_multi_parent_keeps_most_granular() -> None:
-    # Car ⊃ Hubcap is stronger than Wheel ⊃ Hubcap, but Wheel is the more granular parent.
-    rows = [("car", "wheel", 300, 0.9), ("wheel", "hubcap", 200, 0.5), ("car", "hubcap", 250, 0.8)]
+def test_multi_parent_keeps_the_parent_holding_most_child_boxes() -> None:
+    """DESIGN "Label tree": five Segway boxes must not outweigh a hundred Car ⊃ Wheel pairs."""
+    rows = [
+        pair("car", "wheel", 108, 0.51, inside=101, child_boxes=140),
+        pair("segway", "wheel", 5, 1.0, inside=5, child_boxes=140),
+    ]
+    tree = label_tree(label_pairs(*rows))
+    assert parents(tree)["wheel"] == "car"
+    assert tree.edges["car", "wheel"] == {"frequency": 108, "proportion": 0.51}
+
+
+def test_multi_parent_ancestor_gives_way_to_a_comparable_descendant() -> None:
+    # Nearly every hubcap inside a wheel is inside its car too (the synthetic data's counts):
+    # Car holds 4 more, within the 95% intervals, and is Wheel's ancestor, so Wheel is kept.
+    rows = [
+        pair("car", "wheel", 348, 0.81, inside=348, child_boxes=377),
+        pair("car", "hubcap", 299, 0.81, inside=299, child_boxes=337),
+        pair("wheel", "hubcap", 295, 0.78, inside=295, child_boxes=337),
+    ]
     tree = label_tree(label_pairs(*rows))
     assert parents(tree) == {"car": ROOT, "wheel": "car", "hubcap": "wheel"}
-    assert tree.edges["wheel", "hubcap"] == {"frequency": 200, "proportion": 0.5}
 
 
-def test_multi_parent_unrelated_keeps_highest_proportion() -> None:
-    rows = [("house", "door", 300, 0.3), ("car", "door", 100, 0.6), ("bus", "door", 500, 0.6)]
-    # car and bus tie on proportion; bus has the higher frequency.
-    assert parents(label_tree(label_pairs(*rows)))["door"] == "bus"
-    rows = [("house", "door", 300, 0.3), ("car", "door", 100, 0.6)]
-    assert parents(label_tree(label_pairs(*rows)))["door"] == "car"
-
-
-def test_multi_parent_ancestor_parents_lose_before_proportion() -> None:
-    # Parents car, wheel and bus: car is an ancestor of wheel, so it loses however strong;
-    # wheel and bus are unrelated, and bus has the higher proportion.
+def test_depth_alone_never_decides() -> None:
+    # Hair ⊃ Head is accepted and Hair lies below Human body, but holds far fewer heads.
     rows = [
-        ("car", "wheel", 300, 0.9),
-        ("car", "hubcap", 300, 0.95),
-        ("wheel", "hubcap", 200, 0.5),
-        ("bus", "hubcap", 200, 0.7),
+        pair("body", "head", 36, 0.23, inside=36, child_boxes=63),
+        pair("hair", "head", 14, 0.20, inside=14, child_boxes=63),
+        pair("body", "hair", 9, 0.14, inside=9, child_boxes=30),
     ]
-    assert parents(label_tree(label_pairs(*rows)))["hubcap"] == "bus"
+    assert parents(label_tree(label_pairs(*rows)))["head"] == "body"
 
 
 def test_orphans_hang_from_scene() -> None:
@@ -192,14 +202,37 @@ def sample_tree() -> nx.DiGraph:
     return label_tree(label_pairs(*rows), label_counts={"bus": 3})
 
 
-def test_node_link_round_trip() -> None:
+def test_node_link_round_trip_with_networkx_own_keys() -> None:
     tree = sample_tree()
-    data = json.loads(json.dumps(tree_node_link(tree)))
-    assert "links" in data and data["graph"] == {"root": ROOT}
-    again = tree_from_node_link(data)
-    assert nx.utils.graphs_equal(again, tree)
-    assert again.edges["car", "wheel"] == {"frequency": 300, "proportion": 0.9}
-    assert again.nodes["hubcap"] == {"name": "HUBCAP", "depth": 3, "kept_boxes": 0}
+    data = json.loads(json.dumps(node_link_data(tree)))
+    assert "edges" in data and "links" not in data and data["graph"] == {"root": ROOT}
+    for again in (graph_from_node_link(data), nx.node_link_graph(data)):
+        assert nx.utils.graphs_equal(again, tree)
+        assert again.edges["car", "wheel"] == {"frequency": 300, "proportion": 0.9}
+        assert again.nodes["hubcap"] == {"name": "HUBCAP", "depth": 3, "kept_boxes": 0}
+    # Files written before networkx 3.4 changed the key ("links") read the same.
+    old = {key if key != "edges" else "links": value for key, value in data.items()}
+    assert nx.utils.graphs_equal(graph_from_node_link(old), tree)
+
+
+def test_run_json_summaries_of_graph_and_tree() -> None:
+    rows = [
+        ("car", "wheel", 300, 0.9), ("wheel", "hubcap", 200, 0.5), ("car", "hubcap", 250, 0.8),
+    ]  # fmt: skip
+    graph = label_graph(label_pairs(*rows), label_counts={"lone": 3})
+    assert graph_summary(graph) == {
+        "labels": 4,
+        "edges": 3,
+        "multi_parent_labels": 1,  # hubcap
+        # car: car, wheel, hubcap; wheel: wheel, hubcap; hubcap; lone
+        "closure_pairs": 7,
+    }
+    assert tree_summary(label_tree(label_pairs(*rows), label_counts={"lone": 3})) == {
+        "labels": 4,
+        "edges": 4,
+        "max_depth": 3,  # scene > car > wheel > hubcap
+        "under_root": 2,  # car and the lone label
+    }
 
 
 def test_label_tree_table_rows() -> None:
@@ -314,16 +347,19 @@ def synthetic_train(tmp_path_factory) -> dict[str, Any]:
     rows, _ = readers.read_boxes_file(summary["splits"]["train"]["path"], "train", names)
     boxes = mining.index_boxes(rows, min_box_area=0.01)
     image_box, candidates = mining.mine_pairs(boxes)
-    counts = stats.label_counts(boxes)
-    pairs = stats.label_pair_stats(
-        stats.pair_counts(candidates), counts, names, isa_pairs=isa.isa_pairs(edges)
-    )
+    counts = LabelPairCounts.of_images(boxes, candidates)
+    pairs = stats.label_pair_stats(counts, names, isa_pairs=isa.isa_pairs(edges))
     accepted = stats.accepted_label_pairs(pairs)
     training = pa.concat_tables([image_box, stats.filter_accepted(candidates, accepted)])
-    return {"boxes": boxes, "label_pairs": pairs, "label_counts": counts, "pairs": training}
+    return {"boxes": boxes, "label_pairs": pairs, "label_counts": counts.labels, "pairs": training}
 
 
 def test_synthetic_label_tree_equals_taxonomy(synthetic_train: dict[str, Any]) -> None:
+    """The closed loop: mining, statistics (same-object filter included) and the parent rule
+    rebuild exactly the synthetic taxonomy."""
+    rows = synthetic_train["label_pairs"].to_pylist()
+    same_object = {(r["parent_label"], r["child_label"]) for r in rows if r["same_object"]}
+    assert not same_object & synth.true_part_of_pairs()  # the filter refuses no true pair
     tree = label_tree(synthetic_train["label_pairs"])
     truth = {label.label_id: label.parent or ROOT for label in synth.TAXONOMY}
     in_tree = {label.label_id for label in synth.TAXONOMY if label.level != "object"}

@@ -343,7 +343,9 @@ def test_isa_guard_blocks_subcategory_pairs(tmp_path):
     # hierarchy) that nearly coincide with Tables would pass both thresholds.
     root = tmp_path / "in"
     synth.write_synthetic_dataset(str(root))
+    # Same-object filter off too: Desk/Table nearly coincide, so it would refuse them as well.
     common = ["--input", str(root), "--skip_images", "--duplicate_iou", "2"]
+    common += ["--same_object_iou", "2"]
     run_ok(*common, "--output", str(tmp_path / "on"))
     run_ok(*common, "--output", str(tmp_path / "off"), "--isa_guard", "off")
     accepted_on, isa_on = _accepted_and_isa(tmp_path / "on")

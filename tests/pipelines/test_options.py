@@ -13,7 +13,8 @@ from pipelines.options import OPTIONS, RUN, HierOpenImagesOptions, Range, check_
 RECORD_KEYS = [
     "output", "input", "images", "splits", "stats_splits", "class_descriptions", "hierarchy",
     "containment", "min_box_area", "duplicate_iou", "min_pair_frequency",
-    "min_pair_proportion", "cross_image_samples", "cross_image_pool", "seed", "crop_size",
+    "min_pair_proportion", "same_object_iou", "cross_image_samples", "cross_image_pool",
+    "seed", "crop_size",
     "jpeg_quality", "samples_per_shard", "skip_images", "isa_guard", "max_reject_fraction",
     "chunk_bytes", "bucket_bytes", "local_workers",
 ]  # fmt: skip
@@ -54,6 +55,7 @@ def test_defaults_resolve_like_design() -> None:
         "duplicate_iou": 0.9,
         "min_pair_frequency": 50,
         "min_pair_proportion": 0.1,
+        "same_object_iou": 0.7,
         "cross_image_samples": 1,
         "cross_image_pool": 1000,
         "seed": 0,

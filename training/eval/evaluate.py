@@ -32,10 +32,11 @@ from pathlib import Path
 
 import torch
 
+from hierdata import ground_truth
 from hierdata.errors import InputError, run_command
 from hierdata.io import read_bytes, write_bytes, write_json
-from hierdata.trees import tree_from_node_link
-from schemas.layout import LABEL_TREE_JSON, label_tree_json
+from hierdata.trees import graph_from_node_link
+from schemas.layout import LABEL_TREE_JSON, label_closure_parquet, label_tree_json
 from schemas.training_layout import (
     PR_CURVES_PNG,
     RADIUS_BY_DEPTH_PNG,
@@ -111,14 +112,20 @@ def parse_top_k(text: str) -> list[int | float]:
 
 
 def read_label_tree(trees: str) -> tuple[LabelIndex, dict[str, str]]:
-    """The label tree in a trees folder (label_tree.json) or that JSON file: its LabelIndex and
-    each label's display name."""
-    url = label_tree_json(trees)
+    """The label tree in a trees folder (label_tree.json) or that JSON file, with the ground
+    truth beside it (label_closure.parquet, DESIGN "Ground truth"): its LabelIndex and each
+    label's display name. A missing file is an InputError naming it."""
+    url, closure_url = label_tree_json(trees), label_closure_parquet(trees)
     try:
-        tree = tree_from_node_link(json.loads(read_bytes(url)))
-        return LabelIndex.from_tree(tree), {n: a.get("name", n) for n, a in tree.nodes(data=True)}
+        tree = graph_from_node_link(json.loads(read_bytes(url)))
     except (ValueError, KeyError) as err:
         raise InputError(f"{url} is not a label tree: {err}") from err
+    try:
+        down = ground_truth.down_sets(ground_truth.read_closure(closure_url))
+    except (ValueError, KeyError) as err:
+        raise InputError(f"{closure_url} is not a label closure: {err}") from err
+    names = {n: a.get("name", n) for n, a in tree.nodes(data=True)}
+    return LabelIndex.from_tree(tree, down), names
 
 
 def _check_config(config: EvalConfig) -> None:

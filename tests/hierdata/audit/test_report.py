@@ -44,6 +44,10 @@ def test_v3_report_without_shards(v3_output, tmp_path):
     assert stats["counts"]["samples"] == {"validation": 0, "test": 0}
     assert stats["gallery"]["pairs"] == [] and "no shards" in stats["gallery"]["note"]
     assert stats["official_hierarchy"] is None  # the V3 head has no hierarchy file
+    # ... so the headline says plainly that the is-a guard was off, and why.
+    assert stats["run"]["isa_guard"]["state"] == "off"
+    page = (out / "report" / "index.html").read_text()
+    assert "The is-a guard was off" in page and "no hierarchy file" in page
     assert (
         stats["tree"]["labels"]
         == json.loads((out / "run.json").read_text())["label_tree"]["labels"]
@@ -81,7 +85,7 @@ def test_compare_through_fsspec_reports_gained_and_lost(v3_output):
         pq.write_table(edited, handle)
     edited_tree = trees.label_tree(edited)
     fs.pipe_file(
-        f"{base}/trees/label_tree.json", json.dumps(trees.tree_node_link(edited_tree)).encode()
+        f"{base}/trees/label_tree.json", json.dumps(trees.node_link_data(edited_tree)).encode()
     )
 
     assert audit_main([url, "--compare", str(out)]) == 0  # the command line, end to end
@@ -97,7 +101,7 @@ def test_compare_through_fsspec_reports_gained_and_lost(v3_output):
     before, after = accepted_pairs(label_pairs), accepted_pairs(edited)
     assert pairs(diff["label_pairs"]["gained"]) == after - before and len(after - before) == 2
     assert pairs(diff["label_pairs"]["lost"]) == before - after and len(before - after) == 3
-    run_tree = trees.tree_from_node_link(
+    run_tree = trees.graph_from_node_link(
         json.loads((out / "trees" / "label_tree.json").read_text())
     )
     new_edges, old_edges = (tree_stats.label_edges(t) for t in (edited_tree, run_tree))

@@ -9,7 +9,7 @@ import polars as pl
 import pyarrow.compute as pc
 import pytest
 
-from hierdata import outputs, trees
+from hierdata import ground_truth, outputs
 from hierdata.audit import stats as audit_stats
 from tests.hierdata.audit.conftest import SIZES
 from tests.hierdata.audit.helpers import per_split
@@ -54,17 +54,17 @@ def test_rejects_by_reason_with_example_rows(demo_output):
 
 
 def test_hierarchy_classes_are_the_union_of_down_sets(demo_output):
-    """DESIGN "Ground truth": the classes of an image's hierarchy trees = ∪ down(L)."""
+    """DESIGN "Ground truth": the classes of an image's hierarchy trees = ∪ down(L), down(L)
+    read from the label graph's closure (trees/label_closure.parquet)."""
     out, stats = demo_output
     boxes = outputs.read_table(str(out), "boxes")
-    tree = trees.tree_from_node_link(json.loads((out / "trees" / "label_tree.json").read_text()))
+    closure = ground_truth.read_closure(str(out / "trees" / "label_closure.parquet"))
+    down = ground_truth.down_sets(closure)
     labels: dict[tuple, set] = {}
     for row in boxes.filter(boxes["kept"]).select(["split", "image_id", "label"]).to_pylist():
         labels.setdefault((row["split"], row["image_id"]), set()).add(row["label"])
     union = [
-        len(
-            set().union(*(trees.down(tree, label) if label in tree else {label} for label in found))
-        )
+        len(set().union(*(down.get(label, {label}) for label in found)))
         for found in labels.values()
     ]
     classes = [len(found) for found in labels.values()]
@@ -77,28 +77,27 @@ def test_hierarchy_classes_are_the_union_of_down_sets(demo_output):
 
 
 def test_label_pair_totals_apply_the_thresholds_inclusively():
-    """DESIGN "Label-pair statistics": isa_blocked passed both thresholds but is an is-a pair."""
+    """DESIGN "Label-pair statistics": isa_blocked passed both thresholds but is an is-a pair;
+    same_object_blocked passed both, is not is-a, but is one object under two labels."""
     label_pairs = pl.DataFrame(
         {
-            "frequency": [50, 49, 50, 80, 10],
-            "proportion": [0.1, 0.5, 0.0999, 0.3, 0.9],
-            "isa": [False, False, False, True, True],
-            "accepted": [True, False, False, False, False],
+            "frequency": [50, 49, 50, 80, 10, 60, 70],
+            "proportion": [0.1, 0.5, 0.0999, 0.3, 0.9, 0.2, 0.2],
+            "isa": [False, False, False, True, True, False, True],
+            "same_object": [False, False, True, False, False, True, True],
+            "accepted": [True, False, False, False, False, False, False],
         }
     )
     passing = audit_stats.thresholds_passed(label_pairs, 50, 0.1)
-    assert passing.tolist() == [True, False, False, True, False]
+    assert passing.tolist() == [True, False, False, True, False, True, True]
     assert audit_stats.label_pair_totals(label_pairs, 50, 0.1) == {
-        "candidate": 5,
+        "candidate": 7,
         "accepted": 1,
-        "isa": 2,
-        "isa_blocked": 1,
-        "passing_thresholds": 2,
+        "isa": 3,
+        "isa_blocked": 2,
+        "same_object": 3,
+        "same_object_blocked": 1,
+        "passing_thresholds": 4,
     }
-    assert audit_stats.label_pair_totals(label_pairs.clear(), 50, 0.1) == {
-        "candidate": 0,
-        "accepted": 0,
-        "isa": 0,
-        "isa_blocked": 0,
-        "passing_thresholds": 0,
-    }
+    totals = audit_stats.label_pair_totals(label_pairs.clear(), 50, 0.1)
+    assert set(totals.values()) == {0}

@@ -1,5 +1,5 @@
-"""Threshold sensitivity (hierdata.audit.thresholds): the acceptance rule and the label tree
-re-applied at every point of the grid."""
+"""Threshold sensitivity (hierdata.audit.thresholds): the acceptance rule (thresholds, is-a,
+same object) and the label tree re-applied at every point of the grid."""
 
 import numpy as np
 import polars as pl
@@ -9,12 +9,12 @@ from hierdata import outputs, trees
 from hierdata.audit import thresholds, tree_stats
 
 
-def frame(*rows: tuple[str, str, int, float, bool]) -> pl.DataFrame:
-    """label_pairs columns the grid reads, from (parent, child, frequency, proportion, isa)."""
-    names = ["parent_label", "child_label", "frequency", "proportion", "isa"]
-    return pl.DataFrame([dict(zip(names, row, strict=True)) for row in rows]).with_columns(
-        accepted=pl.lit(True)
-    )
+def frame(*rows: tuple) -> pl.DataFrame:
+    """label_pairs columns the grid reads, from (parent, child, frequency, proportion, isa[,
+    same_object]) rows."""
+    names = ["parent_label", "child_label", "frequency", "proportion", "isa", "same_object"]
+    records = [dict(zip(names, (*row, False)[:6], strict=True)) for row in rows]
+    return pl.DataFrame(records).with_columns(accepted=pl.lit(True))
 
 
 def test_tree_edge_count_is_one_edge_per_label_left_with_a_parent():
@@ -40,6 +40,7 @@ def test_sensitivity_applies_the_acceptance_rule_at_each_point():
         ("car", "wheel", 10, 0.5, False),
         ("house", "bird", 100, 0.05, False),
         ("table", "desk", 100, 0.5, True),  # is-a: never survives, whatever the thresholds
+        ("tire", "wheel", 100, 0.5, False, True),  # one object: never survives either
     )
     candidates = pl.DataFrame(
         {"parent_label": ["car", "house"], "child_label": ["wheel", "bird"], "candidates": [5, 7]}
@@ -90,7 +91,7 @@ def test_threshold_grid_rebuilds_the_label_tree_at_every_point(demo_output):
                     pc.greater_equal(label_pairs["frequency"], frequency),
                     pc.greater_equal(label_pairs["proportion"], proportion),
                 ),
-                pc.invert(label_pairs["isa"]),
+                pc.invert(pc.or_(label_pairs["isa"], label_pairs["same_object"])),
             )
             table = label_pairs.set_column(
                 label_pairs.schema.get_field_index("accepted"), "accepted", accepted
