@@ -40,6 +40,26 @@ def user_error_in(err: BaseException) -> InputError | None:
     return None
 
 
+def one_line(err: InputError) -> str:
+    """The error's own message on one line.
+
+    An error relayed from another process arrives with that process's traceback in its text
+    (torch's DataLoader re-raises a worker's InputError as "Caught InputError in DataLoader
+    worker process 0. Original Traceback ..."): the message is then the last line that Python
+    tagged with the error's class ("hierdata.errors.InputError: ..."), else the last line.
+    """
+    text = str(err).strip()
+    if "\n" not in text:
+        return text
+    lines = text.splitlines()
+    for kind in type(err).__mro__:
+        tag = f"{kind.__module__}.{kind.__qualname__}: "
+        tagged = [line[len(tag) :] for line in lines if line.startswith(tag)]
+        if tagged:
+            return tagged[-1].strip()
+    return lines[-1].strip()
+
+
 def run_command(
     body: Callable[[], int | None],
     classify: Callable[[BaseException], InputError | None] = user_error_in,
@@ -59,6 +79,6 @@ def run_command(
         user_error = classify(err)
         if user_error is None:
             raise
-        print(f"error: {user_error}", file=sys.stderr)
+        print(f"error: {one_line(user_error)}", file=sys.stderr)
         return EXIT_USER_ERROR
     return EXIT_OK if code is None else code

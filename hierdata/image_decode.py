@@ -89,9 +89,11 @@ def jpeg_layout(data: bytes) -> JpegLayout:
 
     Raises:
         ImageError: image_truncated when the data ends before an EOI, or when a component or
-            (progressive) a coefficient is in no scan that completes it; image_corrupt when a
-            segment is malformed.
+            (progressive) a coefficient is in no scan that completes it; image_corrupt when it
+            is not a JPEG or a segment is malformed.
     """
+    if data[:2] != b"\xff\xd8":
+        raise ImageError("image_corrupt", "not a JPEG (no start-of-image marker)")
     position, frame, scans = 2, None, []
     while True:
         if position + 2 > len(data):

@@ -8,10 +8,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hierdata.errors import InputError
+from hierdata.errors import InputError, user_error_in
 from hierdata.io import exists, filesystem, read_bytes
 from schemas import TABLE_SCHEMAS, OutputLayout
 from schemas.layout import shard_marker_url, sizes_json_url
@@ -40,12 +41,87 @@ def read_table(root: str, table: str) -> pa.Table:
     return pa.concat_tables(parts).cast(schema)
 
 
+RUN_KEY = "run_fingerprint"  # trees files: node-link "graph" attribute, Parquet metadata key
+
+
+def stamp_run(tree: dict | pa.Table, run_fingerprint: str | None) -> dict | pa.Table:
+    """A trees file's content with run.json's "fingerprint" in it: a node-link dict gets it as
+    a graph attribute, a table as schema metadata (None: unchanged)."""
+    if run_fingerprint is None:
+        return tree
+    if isinstance(tree, pa.Table):
+        metadata = dict(tree.schema.metadata or {})
+        metadata[RUN_KEY.encode()] = run_fingerprint.encode()
+        return tree.replace_schema_metadata(metadata)
+    return dict(tree, graph=dict(tree.get("graph") or {}, **{RUN_KEY: run_fingerprint}))
+
+
+def trees_run(label_tree_json: dict) -> str | None:
+    """The run fingerprint a label tree's node-link JSON carries (None: an older run)."""
+    return (label_tree_json.get("graph") or {}).get(RUN_KEY)
+
+
+def check_same_run(trees_run_fingerprint: str | None, shard_urls: Sequence[str]) -> None:
+    """Refuse trees and shards that come from different pipeline runs.
+
+    Each shard's completion marker names its run ("run"); trees carry the same fingerprint
+    (stamp_run). Files from runs that recorded none are not compared.
+
+    Raises:
+        InputError: shards of several runs, or shards of another run than the trees.
+    """
+    runs: dict[str, str] = {}
+    for url in shard_urls:
+        marker = read_shard_marker(url) or {}
+        if marker.get("run"):
+            runs.setdefault(str(marker["run"]), url)
+    if len(runs) > 1:
+        (first, a), (second, b) = list(runs.items())[:2]
+        raise InputError(
+            f"the shards come from different pipeline runs: {a} is from run {first}, {b} from "
+            f"run {second}; rerun the pipeline or pass shards of one run"
+        )
+    if runs and trees_run_fingerprint and trees_run_fingerprint not in runs:
+        ((shards_run, url),) = runs.items()
+        raise InputError(
+            f"the trees are from pipeline run {trees_run_fingerprint} but the shards (e.g. "
+            f"{url}) from run {shards_run}: the ground truth would not match the crops; pass "
+            "--trees and --shards of the same run"
+        )
+
+
 def read_run_record(root: str) -> dict:
     fs, path = filesystem(OutputLayout(root).run_json)
     if not fs.exists(path):
         raise InputError(f"no run.json under {root}: not a pipeline output, or the run failed")
     with fs.open(path, "rb") as handle:
-        return json.load(handle)
+        try:
+            record = json.load(handle)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise InputError(f"{OutputLayout(root).run_json} is not readable JSON: {err}") from err
+    if not isinstance(record, dict):
+        raise InputError(f"{OutputLayout(root).run_json} is not a run record")
+    return record
+
+
+def unreadable_output(err: BaseException) -> InputError | None:
+    """The user error behind `err` when a command reads a pipeline output: an InputError on
+    its chain, or a damaged file (a Parquet part, a JSON file) as one line; None for a bug."""
+    found = user_error_in(err)
+    if found is not None:
+        return found
+    damaged = (pa.ArrowInvalid, pl.exceptions.ComputeError, json.JSONDecodeError)
+    current, seen = err, set()
+    while current is not None and id(current) not in seen:
+        if isinstance(current, damaged):
+            message = str(current).strip().splitlines()[0] if str(current).strip() else ""
+            return InputError(
+                f"a file of the pipeline output is damaged ({type(current).__name__}: "
+                f"{message}); rerun the pipeline to rewrite it"
+            )
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 @dataclass(frozen=True)

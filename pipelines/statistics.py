@@ -11,6 +11,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from hierdata import ground_truth, io, isa, stats, trees
+from hierdata.outputs import stamp_run
 from hierdata.stats import LabelPairCounts
 from pipelines.config import MiningRules
 from pipelines.tables import WriteTable
@@ -20,17 +21,25 @@ ACCEPTED = "accepted"  # the key of the accepted pairs among the outputs; the ot
 
 
 def _write_trees(
-    label_pairs: pa.Table, counts: LabelPairCounts, names: Mapping[str, str], root: str
+    label_pairs: pa.Table,
+    counts: LabelPairCounts,
+    names: Mapping[str, str],
+    root: str,
+    run_fingerprint: str | None = None,
 ) -> dict:
     """Write trees/: label_graph.json and label_tree.json (node-link), label_tree.parquet and
-    label_closure.parquet; return run.json's "label_graph" and "label_tree" summaries."""
+    label_closure.parquet, each stamped with the run's fingerprint (outputs.stamp_run); return
+    run.json's "label_graph" and "label_tree" summaries."""
     graph = trees.label_graph(label_pairs, counts.labels, names)
     tree = trees.display_tree(graph)
     layout = OutputLayout(root)
-    io.write_json(layout.label_graph_json, trees.node_link_data(graph))
-    io.write_parquet(layout.label_closure_parquet, ground_truth.label_closure(graph))
-    io.write_json(layout.label_tree_json, trees.node_link_data(tree))
-    io.write_parquet(layout.label_tree_parquet, trees.label_tree_table(tree))
+    closure = ground_truth.label_closure(graph)
+    io.write_json(layout.label_graph_json, stamp_run(trees.node_link_data(graph), run_fingerprint))
+    io.write_parquet(layout.label_closure_parquet, stamp_run(closure, run_fingerprint))
+    io.write_json(layout.label_tree_json, stamp_run(trees.node_link_data(tree), run_fingerprint))
+    io.write_parquet(
+        layout.label_tree_parquet, stamp_run(trees.label_tree_table(tree), run_fingerprint)
+    )
     return {"label_graph": trees.graph_summary(graph), "label_tree": trees.tree_summary(tree)}
 
 
@@ -50,8 +59,10 @@ class LabelPairStatistics(beam.PTransform):
         hierarchy_url: str | None,
         rules: MiningRules,
         root: str,
+        run_fingerprint: str | None = None,
     ):
         super().__init__()
+        self._run_fingerprint = run_fingerprint
         self._names = names
         self._hierarchy = hierarchy
         self._hierarchy_url = hierarchy_url
@@ -78,7 +89,11 @@ class LabelPairStatistics(beam.PTransform):
             | "Write label_pairs" >> WriteTable(self._root, "label_pairs")
         )
         tree_summaries = label_pairs | "Trees" >> beam.Map(
-            _write_trees, beam.pvalue.AsSingleton(counts), self._names, self._root
+            _write_trees,
+            beam.pvalue.AsSingleton(counts),
+            self._names,
+            self._root,
+            self._run_fingerprint,
         )
         return {
             ACCEPTED: label_pairs | "Accepted pairs" >> beam.Map(stats.accepted_label_pairs),

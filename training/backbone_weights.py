@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -39,12 +40,18 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, Tensor]:
     if not path.name.endswith(WEIGHT_SUFFIXES):
         raise ValueError(f"{path}: weights must be one of {', '.join(WEIGHT_SUFFIXES)}")
     if path.name.endswith(".safetensors"):
-        return load_file(path, device="cpu")
+        try:
+            return load_file(path, device="cpu")
+        except SafetensorError as error:
+            raise ValueError(f"{path} is not a readable safetensors file ({error})") from error
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         reason = str(error).strip().splitlines()[0]
         raise ValueError(f"refusing {path}: not a plain tensor checkpoint ({reason})") from error
+    except (RuntimeError, EOFError) as error:  # a cut or damaged zip archive
+        reason = (str(error).strip() or "empty file").splitlines()[0].split(". ")[0]
+        raise ValueError(f"{path} is not a readable checkpoint file ({reason})") from error
     if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping):
         checkpoint = checkpoint["state_dict"]
     if not isinstance(checkpoint, Mapping):

@@ -22,8 +22,10 @@ seed, batch_pairs, shuffle_buffer, world size and worker count.
 from __future__ import annotations
 
 import json
+import logging
 import random
-from collections.abc import Iterable, Iterator, Sequence
+import tarfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import braceexpand
@@ -35,13 +37,19 @@ from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
 
 from hierdata.errors import InputError
-from hierdata.outputs import shard_entries
+from hierdata.image_decode import jpeg_layout
+from hierdata.image_files import ImageError
+from hierdata.io import exists
+from hierdata.outputs import read_shard_index, shard_entries, sizes_json_url
 from training.images import letterbox
 from training.pairs import BatchPlan, CropId, SamplePairs, pack_pairs, plan_batch, sample_pairs
 
+LOG = logging.getLogger(__name__)
+
 
 def expand_shards(spec: str) -> list[str]:
-    """Shard URLs of a spec: comma-separated parts, each brace-expanded, in order.
+    """Shard URLs of a spec: comma-separated parts, each brace-expanded, in order; a part that
+    is a shard folder (``OUTPUT/shards/train``) stands for every shard its sizes.json lists.
 
     ``'gs://b/train-{000000..000002}.tar,/data/extra.tar'`` gives four URLs; zero padding of a
     range is kept. Commas inside braces belong to the brace expression (``{a,b}``).
@@ -53,12 +61,20 @@ def expand_shards(spec: str) -> list[str]:
             parts.append(spec[start:position])
             start = position + 1
     parts.append(spec[start:])
-    urls = [url for part in parts if part.strip() for url in braceexpand.braceexpand(part.strip())]
+    urls = [url for part in parts if part.strip() for url in _expand_part(part.strip())]
     if not urls:
         raise InputError(f"no shards in spec {spec!r}")
     if len(set(urls)) != len(urls):
         raise InputError(f"shard spec {spec!r} lists a shard twice")
     return urls
+
+
+def _expand_part(part: str) -> list[str]:
+    """One part of a shard spec: a shard folder with a sizes.json gives every shard it lists
+    (hierdata.outputs.read_shard_index); anything else is brace-expanded."""
+    if not part.endswith(".tar") and "{" not in part and exists(sizes_json_url(part)):
+        return [entry.url for entry in read_shard_index(part)]
+    return list(braceexpand.braceexpand(part))
 
 
 def epoch_samples(urls: Sequence[str]) -> int:
@@ -105,9 +121,17 @@ class PairBatch:
         return replace(self, pixels=self.pixels.pin_memory())
 
 
+def _decoded(sample: SamplePairs, entry: str, size: int, fill: tuple[int, int, int]) -> np.ndarray:
+    try:
+        return letterbox(sample.jpegs[entry], size, fill)
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for bad image data
+        # parse_sample checked the JPEG's structure; only damaged entropy data gets here.
+        raise InputError(f"sample {sample.image_id}: {entry} cannot be decoded: {err}") from err
+
+
 def decode_batch(plan: BatchPlan, size: int, fill: tuple[int, int, int]) -> Tensor:
     """(N, 3, size, size) uint8: each unique crop of the plan decoded exactly once."""
-    crops = [letterbox(sample.jpegs[entry], size, fill) for sample, entry in plan.sources]
+    crops = [_decoded(sample, entry, size, fill) for sample, entry in plan.sources]
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -146,20 +170,107 @@ class DataState:
         return cls(values[1 : 1 + n], values[1 + n :], values[0])
 
 
-def _open_streams(urls: Iterable[str]) -> Iterator[dict]:
-    """{"url", "stream"} per shard for webdataset's tar_file_expander, each closed after use."""
+def _tar_members(urls: Iterable[str]) -> Iterator[dict]:
+    """Every member of the shards' tars ({"fname", "data", "__url__"}), in order.
+
+    Raises:
+        InputError: a shard that is missing, truncated or not a tar at all: the data cannot be
+            trusted past that point, so this is the user's to fix (rerun the pipeline).
+    """
     for url in urls:
-        with fsspec.open(url, "rb") as stream:
-            yield {"url": url, "stream": stream}
+        try:
+            with fsspec.open(url, "rb") as stream:
+                for member in wds.tariterators.tar_file_iterator(stream):
+                    member["__url__"] = url
+                    yield member
+        except FileNotFoundError as err:
+            raise InputError(f"shard not found: {url}") from err
+        except (tarfile.TarError, EOFError, OSError) as err:
+            reason = str(err.args[0] if err.args else err).split(" @ ")[0]  # no object address
+            raise InputError(
+                f"{url} is not a readable tar shard ({reason}): truncated or not a tar; "
+                "rerun the pipeline to rewrite it"
+            ) from err
 
 
-def read_samples(urls: Iterable[str]) -> Iterator[SamplePairs]:
-    """The samples of the shards, in shard then tar order, expanded into pairs."""
-    files = wds.tariterators.tar_file_expander(_open_streams(urls))
-    for sample in wds.tariterators.group_by_keys(files):
-        if "json" not in sample:
-            raise InputError(f"{sample['__url__']}: sample {sample['__key__']} has no json entry")
-        yield sample_pairs(json.loads(sample["json"]), sample)
+class CorruptSample(ValueError):
+    """A shard sample that cannot be used as it is (skipped and counted, see SkipCounter)."""
+
+
+def parse_sample(sample: Mapping[str, object]) -> SamplePairs:
+    """A tar sample's pairs, once its JSON parses and every crop its pairs use is a JPEG that
+    ends properly (hierdata.image_decode.jpeg_layout: markers only, no pixel decode).
+
+    Raises:
+        CorruptSample: naming what is wrong.
+    """
+    if "json" not in sample:
+        raise CorruptSample("no json entry")
+    try:
+        metadata = json.loads(sample["json"])
+        pairs = sample_pairs(metadata, sample)
+    except (ValueError, TypeError, KeyError, AttributeError, InputError) as err:
+        raise CorruptSample(f"malformed sample JSON: {type(err).__name__}: {err}") from err
+    used = {crop for pair in pairs.pairs for crop in pair}
+    for crop in used:
+        entry = pairs.entries[crop]
+        data = sample.get(entry)
+        if not isinstance(data, bytes):
+            raise CorruptSample(f"no {entry} entry")
+        try:
+            jpeg_layout(data)
+        except ImageError as err:
+            raise CorruptSample(f"{entry}: {err}") from err
+    return pairs
+
+
+@dataclass
+class SkipCounter:
+    """Samples skipped as corrupt, by reason; past the bound the stream stops with an error.
+
+    The bound: more than max(min_skips, max_fraction * samples seen) skipped samples.
+    """
+
+    max_fraction: float = 0.01
+    min_skips: int = 10
+    seen: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def keep(self) -> None:
+        self.seen += 1
+
+    def skip(self, url: str, key: str, err: CorruptSample) -> None:
+        """Count one skipped sample (a WARNING for the first ones); InputError past the bound."""
+        self.seen += 1
+        reason = str(err).split(":", 1)[0]
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        total = sum(self.skipped.values())
+        if total <= self.min_skips or total % 100 == 0:
+            LOG.warning(
+                "skipped corrupt sample %s in %s: %s (%d skipped so far)", key, url, err, total
+            )
+        if total > max(self.min_skips, self.max_fraction * self.seen):
+            worst = ", ".join(
+                f"{r} ({n})" for r, n in sorted(self.skipped.items(), key=lambda x: -x[1])
+            )
+            raise InputError(
+                f"{total} of {self.seen} shard samples read are corrupt (more than "
+                f"{self.max_fraction:.0%}); e.g. {key} in {url}: {err}; by reason: {worst}"
+            )
+
+
+def read_samples(urls: Iterable[str], skips: SkipCounter | None = None) -> Iterator[SamplePairs]:
+    """The samples of the shards, in shard then tar order, expanded into pairs; corrupt ones
+    (parse_sample) are skipped and counted in `skips` (a fresh SkipCounter by default)."""
+    skips = skips if skips is not None else SkipCounter()
+    for sample in wds.tariterators.group_by_keys(_tar_members(urls)):
+        try:
+            pairs = parse_sample(sample)
+        except CorruptSample as err:
+            skips.skip(sample.get("__url__", "?"), sample.get("__key__", "?"), err)
+            continue
+        skips.keep()
+        yield pairs
 
 
 @dataclass

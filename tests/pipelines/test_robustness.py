@@ -189,6 +189,8 @@ def test_odd_image_entries_are_rejects_and_the_run_goes_on(
     # temporary file of a killed write.
     for marker in (out / "shards" / "train").glob("train-*.json"):
         assert json.loads(marker.read_text())["run"] == record["fingerprint"]
+    label_tree = json.loads((out / "trees" / "label_tree.json").read_text())
+    assert label_tree["graph"]["run_fingerprint"] == record["fingerprint"]
     (out / "shards" / "train" / ".train-000000.tar.0badc0de.tmp").write_bytes(b"partial")
     (out / ".run.json.0badc0de.tmp").write_bytes(b"partial")
     assert main([*args, "--max_image_reject_fraction", "0.2", "--samples_per_shard", "7"]) == 0

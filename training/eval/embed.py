@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import sys
 import time
@@ -37,6 +38,8 @@ from schemas.sample import ROOT_KEY
 from schemas.training_layout import EmbeddingCacheEntry
 from training.data import read_samples
 from training.eval.models import EmbeddingModel
+
+LOG = logging.getLogger(__name__)
 
 # Bump when the crop table or the preprocessing changes: old cache entries are then ignored.
 CACHE_VERSION = 1
@@ -201,6 +204,28 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
+def _read_cache_entry(entry: EmbeddingCacheEntry) -> tuple[pa.Table, np.ndarray, dict] | None:
+    """A cache entry's (crops, embeddings, meta), or None when a file of it is missing, cut
+    or damaged (the split is then embedded again and the entry rewritten: the cache is ours,
+    a broken entry is no reason to stop)."""
+    try:
+        crops = pq.read_table(io.BytesIO(read_bytes(entry.crops)))
+        # allow_pickle=False: a cache file is data, never code.
+        embeddings = np.load(io.BytesIO(read_bytes(entry.embeddings)), allow_pickle=False)
+        meta = json.loads(read_bytes(entry.meta))
+    except (InputError, OSError, ValueError, EOFError, pa.ArrowException) as err:
+        LOG.warning("embedding cache entry %s is unreadable (%s): embedding again", entry.meta, err)
+        return None
+    if crops.num_rows != len(embeddings) or not crops.schema.equals(CROPS):
+        LOG.warning(
+            "embedding cache entry %s does not match its crops: embedding again", entry.meta
+        )
+        return None
+    if not isinstance(meta, dict):
+        return None
+    return crops, embeddings, meta
+
+
 def load_or_embed(
     model: EmbeddingModel,
     urls: Sequence[str],
@@ -217,11 +242,9 @@ def load_or_embed(
     key = cache_key(model, urls)
     entry = EmbeddingCacheEntry.of(cache_dir, key)
     if exists(entry.meta):
-        crops = pq.read_table(io.BytesIO(read_bytes(entry.crops)))
-        # allow_pickle=False: a cache file is data, never code.
-        embeddings = np.load(io.BytesIO(read_bytes(entry.embeddings)), allow_pickle=False)
-        if crops.num_rows == len(embeddings) and crops.schema.equals(CROPS):
-            meta = json.loads(read_bytes(entry.meta))
+        cached = _read_cache_entry(entry)
+        if cached is not None:
+            crops, embeddings, meta = cached
             return Embedded(crops, embeddings, key, meta, cache_hit=True)
     started = time.perf_counter()
     crops, embeddings = embed_split(model, urls, batch_size, workers, progress)

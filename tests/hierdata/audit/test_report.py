@@ -116,3 +116,15 @@ def test_cli_rejects_a_missing_output_in_one_line(tmp_path, capsys):
     assert audit_main([str(tmp_path / "nothing-here")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no run.json") and "\n" not in err
+
+
+def test_headline_shows_missing_and_corrupt_images(demo_output):
+    """The issue: a run's report said "succeeded" whatever happened to its images."""
+    out, stats = demo_output
+    images = stats["run"]["images"]
+    assert images["by_reason"] == {"image_missing": 1, "image_truncated": 1}
+    assert images["written"] == images["planned"] - 2
+    page = (out / "report" / "index.html").read_text()
+    headline = page[: page.index("Inputs and fingerprints")]
+    assert "images missing" in headline and "images corrupt" in headline
+    assert "samples written / planned" in headline
