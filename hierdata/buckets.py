@@ -132,6 +132,7 @@ def finish_bucket(
     cross_image_samples: int,
     seed: int,
     plan_samples: bool,
+    names: Mapping[str, str] | None = None,
 ) -> FinishedBucket:
     """Accepted pairs, per-image trees, cross-image pairs and sample plans of one bucket.
 
@@ -141,6 +142,7 @@ def finish_bucket(
         reservoirs: the run's per-(split, label) reservoirs (cross_image.reservoirs_from_table).
         cross_image_samples, seed: as for cross_image.sample_cross_image.
         plan_samples: False when no shards are written (--skip_images): no plans, no requests.
+        names: the labels' display names, written beside their ids in each sample's JSON.
     """
     box_box = stats.filter_accepted(mined.candidates, accepted).cast(PAIRS)
     pairs = pa.concat_tables([mined.image_box.cast(PAIRS), box_box])
@@ -148,7 +150,7 @@ def finish_bucket(
     cross = cross_image.sample_cross_image(mined.boxes, reservoirs, cross_image_samples, seed)
     plans, requests = [], []
     if plan_samples:
-        plans = list(samples.plan_samples(mined.boxes, pairs, image_trees, cross))
+        plans = list(samples.plan_samples(mined.boxes, pairs, image_trees, cross, names))
         requests = list(samples.crop_requests_by_source(cross))
     planned: dict[str, int] = {}
     for plan in plans:

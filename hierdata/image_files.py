@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import fsspec.asyn
+import fsspec.config
 from fsspec.implementations.local import LocalFileSystem
 
 from hierdata.errors import InputError
@@ -52,6 +53,18 @@ class ImageError(Exception):
         cut to 1000 characters."""
         raw = f"{image_id}: {self.detail}"[:1000]
         return {"split": split, "file": url, "line": 0, "reason": self.reason, "raw": raw}
+
+
+def use_anonymous_s3(anonymous: bool) -> None:
+    """With `anonymous`, every s3:// filesystem this process makes afterwards is unsigned.
+
+    fsspec applies its per-protocol config to each filesystem it creates (and keys its cache
+    on it), so the launcher and every worker call this once with the run's --s3_anonymous; the
+    endpoint and credentials otherwise come from the usual AWS settings (AWS_ENDPOINT_URL_S3,
+    AWS_ACCESS_KEY_ID, ~/.aws).
+    """
+    if anonymous:
+        fsspec.config.conf.setdefault("s3", {})["anon"] = True
 
 
 def check_image_template(template: str) -> None:

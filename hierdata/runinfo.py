@@ -26,12 +26,12 @@ _PACKAGES = (
     "pyarrow",
     "numpy",
     "polars",
-    "pandas",
     "fsspec",
     "gcsfs",
+    "s3fs",
     "pillow",
     "networkx",
-    "shapely",
+    "matplotlib",
 )
 
 

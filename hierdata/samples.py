@@ -41,7 +41,11 @@ def _rows_by_image(table: pa.Table) -> dict[tuple[str, str], list[dict]]:
 
 
 def plan_samples(
-    boxes: pa.Table, pairs: pa.Table, image_trees: pa.Table, cross_pairs: pa.Table
+    boxes: pa.Table,
+    pairs: pa.Table,
+    image_trees: pa.Table,
+    cross_pairs: pa.Table,
+    names: Mapping[str, str] | None = None,
 ) -> Iterator[SamplePlan]:
     """Per image with kept boxes: its boxes, pairs, tree and cross-image entries.
 
@@ -50,6 +54,8 @@ def plan_samples(
         pairs: schemas.PAIRS training pairs of those images (image_box + accepted box_box).
         image_trees: schemas.IMAGE_TREES of those images.
         cross_pairs: schemas.CROSS_PAIRS whose scene images are those images.
+        names: display names of the label ids (class descriptions); a label without one is
+            named by its id.
     Yields:
         SamplePlan per image in (split, image_id) order; requests hold only the image's own
         boxes here (add_requests adds what other images ask of it).
@@ -65,6 +71,7 @@ def plan_samples(
         pairs.select(["split", "image_id", "kind", "parent_box", "child_box"])
     )
     cross_of = _rows_by_image(cross_pairs)
+    names = names or {}
     for (split, image_id), rows in _rows_by_image(kept).items():
         entries = []
         for row in rows:
@@ -73,6 +80,7 @@ def plan_samples(
                 "key": box_key(row["box_id"]),
                 "box_id": row["box_id"],
                 "label": row["label"],
+                "name": names.get(row["label"], row["label"]),
                 "tree_parent": ROOT_KEY if parent < 0 else box_key(parent),
             }
             entry.update({name: row[name] for name in (*_COORDS, *_FLAGS)})
@@ -89,6 +97,7 @@ def plan_samples(
             {
                 "key": c["key"],
                 "label": c["label"],
+                "name": names.get(c["label"], c["label"]),
                 "source_image_id": c["source_image_id"],
                 "source_box_id": c["source_box_id"],
             }
@@ -97,10 +106,12 @@ def plan_samples(
         sample_pairs += [
             {"parent": ROOT_KEY, "child": c["key"], "kind": "cross_image"} for c in cross
         ]
+        labels = sorted({row["label"] for row in rows})
         metadata = {
             "image_id": image_id,
             "split": split,
-            "labels": sorted({row["label"] for row in rows}),
+            "labels": labels,
+            "label_names": [names.get(label, label) for label in labels],
             "boxes": entries,
             "cross": cross,
             "pairs": sample_pairs,

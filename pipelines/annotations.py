@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 import apache_beam as beam
 import pyarrow as pa
 
-from hierdata import buckets, readers, runinfo
+from hierdata import buckets, readers, runinfo, subset
 from pipelines import progress
 from pipelines.config import MiningRules
 from pipelines.counters import counter
@@ -28,14 +28,27 @@ class ReadChunk(beam.DoFn):
     same file (side input), so rejects name exact lines without any worker reading a whole file.
     """
 
-    def __init__(self, headers: Mapping[str, readers.Header], labels: frozenset[str]):
+    def __init__(
+        self,
+        headers: Mapping[str, readers.Header],
+        labels: frozenset[str],
+        image_ids: str | None = None,
+    ):
         self._headers = dict(headers)
         self._labels = labels
+        self._image_ids_url = image_ids  # the --image_ids subset file, read once per worker
+        self._image_ids = None
+
+    def setup(self):
+        if self._image_ids_url:
+            self._image_ids = subset.read_image_ids(self._image_ids_url)
 
     def process(self, chunk: readers.Chunk, line_counts: Mapping[tuple[str, int], int]):
         header = self._headers[chunk.url]
         first = readers.first_line(chunk, line_counts)
         rows, rejects = readers.read_chunk(chunk, header, first, self._labels)
+        if self._image_ids is not None:  # --image_ids: other images' rows are not this run's
+            rows = subset.keep_images(rows, self._image_ids)
         counts = runinfo.read_counts(chunk.split, rows, rejects)
         counter("rows_read").inc(counts["lines"][chunk.split])
         progress.add("rows_read", counts["lines"][chunk.split])
@@ -54,12 +67,20 @@ class ReadChunk(beam.DoFn):
 class ReadAnnotations(beam.PTransform):
     """Chunks of the bbox CSVs -> validated ROWS tables (main), counts; writes tables/rejects."""
 
-    def __init__(self, chunks: list[readers.Chunk], headers, labels: frozenset[str], root: str):
+    def __init__(
+        self,
+        chunks: list[readers.Chunk],
+        headers,
+        labels: frozenset[str],
+        root: str,
+        image_ids: str | None = None,
+    ):
         super().__init__()
         self._chunks = chunks
         self._headers = headers
         self._labels = labels
         self._root = root
+        self._image_ids = image_ids
 
     def expand(self, pipeline):
         chunks = pipeline | "Chunks" >> beam.Create(self._chunks) | "Spread" >> beam.Reshuffle()
@@ -67,7 +88,8 @@ class ReadAnnotations(beam.PTransform):
             lambda c: ((c.url, c.index), readers.count_lines(c))
         )
         read = chunks | "Read and validate" >> beam.ParDo(
-            ReadChunk(self._headers, self._labels), line_counts=beam.pvalue.AsDict(line_counts)
+            ReadChunk(self._headers, self._labels, self._image_ids),
+            line_counts=beam.pvalue.AsDict(line_counts),
         ).with_outputs(REJECTS, COUNTS, main="rows")
         read[REJECTS] | "Write rejects" >> WriteTable(self._root, "rejects")
         return read

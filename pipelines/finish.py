@@ -2,6 +2,8 @@
 accepted pairs, per-image trees, cross-image pairs and sample plans (hierdata.buckets).
 """
 
+from collections.abc import Mapping
+
 import apache_beam as beam
 import pyarrow as pa
 
@@ -84,9 +86,10 @@ class CrossImageReservoirs(beam.PTransform):
 class FinishBucket(beam.DoFn):
     """Unpack buckets.finish_bucket's result into tagged outputs."""
 
-    def __init__(self, sampling: CrossImageSampling, plan_samples: bool):
+    def __init__(self, sampling: CrossImageSampling, plan_samples: bool, names: Mapping[str, str]):
         self._sampling = sampling
         self._plan_samples = plan_samples
+        self._names = dict(names)
         self._reservoir_table = None
         self._reservoirs = None
 
@@ -105,6 +108,7 @@ class FinishBucket(beam.DoFn):
             sampling.cross_image_samples,
             sampling.seed,
             self._plan_samples,
+            self._names,
         )
         counter("pairs_box_box_accepted").inc(sum(finished.counts["accepted_pairs"].values()))
         counter("pairs_cross_image").inc(finished.cross_pairs.num_rows)
@@ -127,11 +131,20 @@ class FinishBuckets(beam.PTransform):
     """MinedBucket elements -> sample plans and crop requests keyed by (split, image) (PLANS)
     and counts (COUNTS); writes tables/pairs, tables/image_trees and tables/cross_pairs.
 
-    accepted: the singleton of accepted label pairs (LabelPairStatistics).
+    accepted: the singleton of accepted label pairs (LabelPairStatistics). names: the labels'
+    display names for the samples' JSON.
     """
 
-    def __init__(self, sampling: CrossImageSampling, accepted, plan_samples: bool, root: str):
+    def __init__(
+        self,
+        sampling: CrossImageSampling,
+        accepted,
+        plan_samples: bool,
+        root: str,
+        names: Mapping[str, str] | None = None,
+    ):
         super().__init__()
+        self._names = dict(names or {})
         self._sampling = sampling
         self._accepted = accepted
         self._plan_samples = plan_samples
@@ -140,7 +153,7 @@ class FinishBuckets(beam.PTransform):
     def expand(self, mined):
         reservoirs = mined | "Cross-image reservoirs" >> CrossImageReservoirs(self._sampling)
         finished = mined | "Finish" >> beam.ParDo(
-            FinishBucket(self._sampling, self._plan_samples),
+            FinishBucket(self._sampling, self._plan_samples, self._names),
             accepted=beam.pvalue.AsSingleton(self._accepted),
             reservoir_table=beam.pvalue.AsSingleton(reservoirs),
         ).with_outputs(PAIRS, IMAGE_TREES, CROSS_PAIRS, PLANS, COUNTS)

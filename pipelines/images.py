@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from hierdata import runinfo, samples
 from hierdata.crops import render_file
-from hierdata.image_files import ImageError, image_url
+from hierdata.image_files import ImageError, image_url, use_anonymous_s3
 from pipelines import progress
 from pipelines.config import Crops, Inputs
 from pipelines.counters import counter
@@ -28,6 +28,9 @@ class DecodeAndCrop(beam.DoFn):
     def __init__(self, inputs: Inputs, crops: Crops):
         self._inputs = inputs
         self._crops = crops
+
+    def setup(self):
+        use_anonymous_s3(self._inputs.s3_anonymous)  # a worker process has its own fsspec config
 
     def process(self, element):
         (split, image_id), values = element

@@ -22,11 +22,12 @@ def cross_key(index: int) -> str:
 
 _BOX = {
     "type": "object",
-    "required": ["key", "box_id", "label", "xmin", "xmax", "ymin", "ymax", "is_group_of"],
+    "required": ["key", "box_id", "label", "name", "xmin", "xmax", "ymin", "ymax", "is_group_of"],
     "properties": {
         "key": {"type": "string", "pattern": "^b[0-9]{3,}$"},
         "box_id": {"type": "integer", "minimum": 0},
         "label": {"type": "string"},
+        "name": {"type": "string"},  # the label's display name (class descriptions)
         "xmin": {"type": "number"},
         "xmax": {"type": "number"},
         "ymin": {"type": "number"},
@@ -42,10 +43,11 @@ _BOX = {
 
 _CROSS = {
     "type": "object",
-    "required": ["key", "label", "source_image_id", "source_box_id"],
+    "required": ["key", "label", "name", "source_image_id", "source_box_id"],
     "properties": {
         "key": {"type": "string", "pattern": "^x[0-9]{3,}$"},
         "label": {"type": "string"},
+        "name": {"type": "string"},  # the label's display name
         "source_image_id": {"type": "string"},
         "source_box_id": {"type": "integer", "minimum": 0},
         "xmin": {"type": "number"},
@@ -59,13 +61,25 @@ SAMPLE_METADATA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "HierOpenImages shard sample metadata",
     "type": "object",
-    "required": ["image_id", "split", "width", "height", "labels", "boxes", "cross", "pairs"],
+    "required": [
+        "image_id",
+        "split",
+        "width",
+        "height",
+        "labels",
+        "label_names",
+        "boxes",
+        "cross",
+        "pairs",
+    ],
     "properties": {
         "image_id": {"type": "string", "pattern": f"^{IMAGE_ID_PATTERN}$"},
         "split": {"type": "string"},
         "width": {"type": "integer"},  # source image as stored, pixels (EXIF orientation ignored)
         "height": {"type": "integer"},
         "labels": {"type": "array", "items": {"type": "string"}},  # sorted, kept boxes only
+        # display names of `labels`, in the same order (the label id when it has none)
+        "label_names": {"type": "array", "items": {"type": "string"}},
         "boxes": {"type": "array", "items": _BOX},  # kept boxes, by box_id
         "cross": {"type": "array", "items": _CROSS},  # cross-image crops, by key
         "pairs": {

@@ -53,6 +53,11 @@ class TrainOutput:
         return _join(self.root, "metrics.jsonl")
 
     @property
+    def tensorboard_dir(self) -> str:
+        """TensorBoard event files of the metrics (training.scalars)."""
+        return _join(self.root, "tensorboard")
+
+    @property
     def encoder(self) -> str:
         """The final encoder (training.encoders.save_encoder)."""
         return _join(self.root, "encoder.safetensors")
@@ -132,6 +137,11 @@ class EmbeddingCacheEntry:
         return _join(self.root, "meta.json")
 
 
+def seed_run(model: str, seed: int) -> str:
+    """An experiment run's folder under experiment/: {model}/seed-{seed}."""
+    return f"{model}/seed-{seed}"
+
+
 @dataclass(frozen=True)
 class ExperimentOutput:
     """Files of the demo experiment, under the pipeline output root it reads from."""
@@ -142,13 +152,13 @@ class ExperimentOutput:
     def folder(self) -> str:
         return _join(self.root, "experiment")
 
-    def train_dir(self, model: str) -> str:
-        """{model}/train: a trained model's training.train output."""
-        return _join(self.folder, model, TRAIN_DIR)
+    def train_dir(self, run: str) -> str:
+        """{run}/train: a trained model's training.train output (run: see seed_run)."""
+        return _join(self.folder, run, TRAIN_DIR)
 
-    def eval_dir(self, model: str) -> str:
-        """{model}/eval: a model's evaluation report."""
-        return _join(self.folder, model, EVAL_DIR)
+    def eval_dir(self, run: str) -> str:
+        """{run}/eval: a model's evaluation report."""
+        return _join(self.folder, run, EVAL_DIR)
 
     @property
     def cache_dir(self) -> str:

@@ -4,8 +4,11 @@ Shared by training.train and training.eval.evaluate, so both parse and document 
 """
 
 import argparse
+import sys
 import typing
 from dataclasses import field, fields
+
+from hierdata.cli_args import parser_flags, underscore_option_names
 
 
 def option(default, help: str):  # noqa: A002 - argparse's name for it
@@ -31,7 +34,8 @@ def parse_dataclass(
     """An instance of `config_type` from `--field value` options (bare `--flag` for booleans).
 
     Args:
-        dashed_aliases: also accept --field-name for --field_name.
+        dashed_aliases: also list --field-name for --field_name in --help (either spelling
+            is accepted anyway: hierdata.cli_args.underscore_option_names).
     Unknown or malformed options exit with code 2 (argparse's own behaviour).
     """
     parser = argparse.ArgumentParser(
@@ -54,4 +58,6 @@ def parse_dataclass(
             help=f"{item.metadata['help']} (default: {item.default})",
             **extra,
         )
+    argv = sys.argv[1:] if argv is None else argv
+    argv = underscore_option_names(argv, parser_flags(parser))
     return config_type(**vars(parser.parse_args(argv)))

@@ -2,10 +2,12 @@
 so a person can check that "Car ⊃ Wheel" really looks like that. The only reader of shards.
 """
 
+import io as bytes_io
 import tarfile
 from collections.abc import Callable
 
 import polars as pl
+from PIL import Image, ImageDraw
 
 from hierdata import io, outputs, shards
 from hierdata.audit.sources import Run
@@ -19,6 +21,44 @@ EXAMPLES_PER_PAIR = 3
 # would be one request per tar header on gs://); examples are drawn from this many shards.
 MAX_SHARDS = 2
 _ROWS_PER_PAIR = 200  # candidate rows per label pair that are hashed to find their shard
+_CORNERS = ("xmin", "xmax", "ymin", "ymax")
+CHILD_OUTLINE = (230, 40, 40)  # the child's box drawn on the parent crop
+
+
+def child_within_parent(parent: dict, child: dict) -> tuple[float, float, float, float]:
+    """The child box in the parent crop's coordinates, (x0, y0, x1, y1) as fractions of the
+    crop's width and height, clipped to [0, 1] (containment lets a child stick out a little).
+
+    Args:
+        parent, child: boxes with xmin, xmax, ymin, ymax normalised to the whole image.
+    """
+    width = max(parent["xmax"] - parent["xmin"], 1e-12)  # an empty box would divide by zero
+    height = max(parent["ymax"] - parent["ymin"], 1e-12)
+
+    def clip(value: float) -> float:
+        return min(max(value, 0.0), 1.0)
+
+    return (
+        clip((child["xmin"] - parent["xmin"]) / width),
+        clip((child["ymin"] - parent["ymin"]) / height),
+        clip((child["xmax"] - parent["xmin"]) / width),
+        clip((child["ymax"] - parent["ymin"]) / height),
+    )
+
+
+def outline_child(parent_jpeg: bytes, within: tuple[float, float, float, float]) -> bytes:
+    """The parent crop (JPEG) with the child's box (child_within_parent) drawn on it, as PNG
+    (lossless, so the thin outline stays sharp)."""
+    with Image.open(bytes_io.BytesIO(parent_jpeg)) as opened:
+        image = opened.convert("RGB")
+    width, height = image.size
+    x0, y0, x1, y1 = within
+    line = max(2, round(max(width, height) / 100))
+    rectangle = (x0 * (width - 1), y0 * (height - 1), x1 * (width - 1), y1 * (height - 1))
+    ImageDraw.Draw(image).rectangle(rectangle, outline=CHILD_OUTLINE, width=line)
+    buffer = bytes_io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def shard_sizes(run: Run) -> dict[str, dict[str, int]]:
@@ -60,6 +100,20 @@ def _examples(run: Run, top: pl.DataFrame, n_shards: dict[str, int]) -> pl.DataF
         .head(_ROWS_PER_PAIR)
         .collect()
     )
+    # Each box's corners (normalised to its image), to draw the child on the parent crop.
+    boxes = (
+        run.scan("boxes")
+        .select("split", "image_id", "box_id", *_CORNERS)
+        .join(rows.lazy().select("split", "image_id").unique(), on=["split", "image_id"])
+        .collect()
+    )
+    for role in ("parent", "child"):
+        renamed = boxes.rename({"box_id": f"{role}_box", **{c: f"{role}_{c}" for c in _CORNERS}})
+        rows = rows.join(
+            renamed.with_columns(pl.col(f"{role}_box").cast(rows.schema[f"{role}_box"])),
+            on=["split", "image_id", f"{role}_box"],
+            how="left",
+        )
     parts = [rows.clear().with_columns(shard=pl.lit(0, pl.Int64))]
     for split, count in n_shards.items():
         subset = rows.filter(pl.col("split") == split)
@@ -161,6 +215,14 @@ def _examples_of_pair(
             relative = gallery_name(row["split"], name)
             write(relative, members[name])
             sources.append(relative)
+        # The parent once more, with the child's box drawn where it lies in the parent.
+        parent, child = (
+            {corner: row[f"{role}_{corner}"] for corner in _CORNERS} for role in ("parent", "child")
+        )
+        outlined = None
+        if None not in (*parent.values(), *child.values()):
+            outlined = gallery_name(row["split"], names[0].replace(".jpg", ".outlined.png"))
+            write(outlined, outline_child(members[names[0]], child_within_parent(parent, child)))
         examples.append(
             {
                 "split": row["split"],
@@ -169,6 +231,7 @@ def _examples_of_pair(
                 "child_box": row["child_box"],
                 "parent_src": sources[0],
                 "child_src": sources[1],
+                "outlined_src": outlined,
             }
         )
     return examples
@@ -190,7 +253,9 @@ def build(
     Returns:
         {"shards_read": [tar URLs], "pairs": [{"parent_label", "child_label", "parent_name",
         "child_name", "frequency", "examples": [{"split", "image_id", "parent_box",
-        "child_box", "parent_src", "child_src"}]}], "note": why a gallery is empty or None}.
+        "child_box", "parent_src", "child_src", "outlined_src" (the parent crop with the
+        child's box drawn, None when the boxes table lacks them)}]}], "note": why a gallery is
+        empty or None}.
     """
     n_shards = {split: _shard_total(run, split, per_shard) for split, per_shard in sizes.items()}
     if not n_shards:

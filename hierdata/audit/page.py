@@ -16,6 +16,7 @@ nav { position: sticky; top: 0; background: #fff; border-bottom: 1px solid var(-
       padding: 6px 24px; z-index: 2; display: flex; flex-wrap: wrap; gap: 2px 14px; }
 nav a { color: var(--accent); text-decoration: none; white-space: nowrap; }
 main { padding: 8px 24px 40px; max-width: 1500px; }
+section { overflow-x: auto; } td { overflow-wrap: anywhere; }
 section { margin-top: 26px; } h2 { border-bottom: 2px solid var(--line); padding-bottom: 4px; }
 h3 { margin: 18px 0 6px; }
 table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
@@ -58,6 +59,8 @@ window.addEventListener('load', function () {
   root.setAttribute('data-images', images.length);
   root.setAttribute('data-broken-images', broken);
   root.setAttribute('data-errors', window.auditErrors);
+  // wider than the window means a horizontal scroll bar: the page must fit 900 px
+  root.setAttribute('data-overflow', root.scrollWidth > window.innerWidth ? '1' : '0');
   root.setAttribute('data-ready', '1');
   var foot = document.getElementById('self-check');
   if (foot) { foot.textContent = 'page check: ' + images.length + ' images, ' + broken +

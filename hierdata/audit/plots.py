@@ -7,6 +7,7 @@ import io as bytes_io
 
 import networkx as nx
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -41,13 +42,36 @@ def compact(value: float | None) -> str:
     return f"{value:g}"
 
 
+HEATMAP_WIDTH_INCHES = 9.0  # 900 px at _DPI: the page shows it at its own size, not shrunk
+HEATMAP_FONT_SIZE = 10  # points at 900 px
+
+
+def text_colour(rgba: tuple[float, ...]) -> str:
+    """Black or white, whichever reads better on a cell of this colour.
+
+    Args:
+        rgba: the cell's colour, channels in [0, 1] (sRGB as matplotlib gives them).
+    Returns:
+        "black" on a light cell (relative luminance above 0.4), else "white".
+    """
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3]]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    # 0.18 in linear light is mid-grey (L* 50): viridis' yellow end is far above it.
+    return "black" if luminance > 0.18 else "white"
+
+
 def sensitivity_heatmaps(grid: dict) -> bytes:
     """Three heatmaps (label pairs, tree edges, training pairs) over frequency x proportion,
-    log-coloured, each cell annotated, the run's chosen thresholds outlined in red."""
+    log-coloured, each cell annotated, the run's chosen thresholds outlined in red.
+
+    The panels are stacked, each HEATMAP_WIDTH_INCHES wide, so the numbers keep their size on a
+    900 px page; each number is black or white by its cell's luminance."""
     frequencies, proportions = grid["frequency"], grid["proportion"]
-    figure = Figure(figsize=(6 * len(_PANELS), 0.55 * len(proportions) + 2.4))
+    panel_height = 0.42 * len(proportions) + 1.3
+    figure = Figure(figsize=(HEATMAP_WIDTH_INCHES, panel_height * len(_PANELS) + 0.5))
+    cmap = colormaps["viridis"]
     for index, (key, title) in enumerate(_PANELS):
-        axes = figure.add_subplot(1, len(_PANELS), index + 1)
+        axes = figure.add_subplot(len(_PANELS), 1, index + 1)
         values = np.array(
             [[np.nan if v is None else v for v in row] for row in grid[key]], dtype=float
         )
@@ -58,17 +82,18 @@ def sensitivity_heatmaps(grid: dict) -> bytes:
             else None
         )
         shown = np.ma.masked_invalid(np.where(values > 0, values, np.nan))
-        axes.imshow(shown, cmap="viridis", norm=norm, aspect="auto", origin="lower")
+        image = axes.imshow(shown, cmap=cmap, norm=norm, aspect="auto", origin="lower")
         for row, column in np.ndindex(values.shape):
             value = values[row, column]
+            filled = np.isfinite(value) and value > 0  # else the cell is blank (white)
             axes.text(
                 column,
                 row,
                 compact(None if np.isnan(value) else value),
                 ha="center",
                 va="center",
-                fontsize=8,
-                color="white" if value > 0 else "black",
+                fontsize=HEATMAP_FONT_SIZE,
+                color=text_colour(image.to_rgba(value)) if filled else "black",
             )
         chosen_column = frequencies.index(grid["chosen"]["frequency"])
         chosen_row = proportions.index(grid["chosen"]["proportion"])
@@ -84,9 +109,10 @@ def sensitivity_heatmaps(grid: dict) -> bytes:
         )
         axes.set_xticks(range(len(frequencies)), [str(f) for f in frequencies])
         axes.set_yticks(range(len(proportions)), [f"{p:g}" for p in proportions])
-        axes.set_xlabel("min_pair_frequency")
-        axes.set_ylabel("min_pair_proportion")
-        axes.set_title(title)
+        axes.set_xlabel("min_pair_frequency", fontsize=HEATMAP_FONT_SIZE)
+        axes.set_ylabel("min_pair_proportion", fontsize=HEATMAP_FONT_SIZE)
+        axes.tick_params(labelsize=HEATMAP_FONT_SIZE)
+        axes.set_title(title, fontsize=HEATMAP_FONT_SIZE + 1)
     figure.suptitle("Threshold sensitivity (red: the run's thresholds)")
     figure.tight_layout()
     return _png(figure)
@@ -106,9 +132,17 @@ def _layered_positions(tree: nx.DiGraph) -> dict[str, tuple[float, float]]:
     return {label: (float(tree.nodes[label]["depth"]), y[label]) for label in y}
 
 
+TREE_LABEL_OFFSET = (0.04, 0.12)  # (depth columns, leaf rows) from a label's dot
+
+
 def tree_top_levels(small: nx.DiGraph) -> bytes:
     """The first levels of the label tree (tree_stats.top_levels) as a left-to-right
     dendrogram: horizontal text stays readable with hundreds of leaves."""
+    return _png(tree_figure(small))
+
+
+def tree_figure(small: nx.DiGraph) -> Figure:
+    """tree_top_levels' figure: every label at TREE_LABEL_OFFSET from its dot."""
     positions = _layered_positions(small)
     leaves = sum(1 for label in small if small.out_degree(label) == 0)
     depth = max(small.nodes[label]["depth"] for label in small)
@@ -129,25 +163,23 @@ def tree_top_levels(small: nx.DiGraph) -> bytes:
         axes.scatter(
             [x], [y], s=14, zorder=2, color="#d64545" if label == trees.ROOT else "#1f6feb"
         )
-        name = small.nodes[label]["name"]
-        if small.out_degree(label):  # above its outgoing edge, so the edge stays visible
-            axes.text(
-                x + 0.04,
-                y + 0.18,
-                name,
-                fontsize=8,
-                ha="left",
-                va="bottom",
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3},
-            )
-        else:
-            axes.text(x + 0.06, y, name, fontsize=8, ha="left", va="center")
+        # One placement for every label, internal or leaf: just above and right of its dot,
+        # on white, so an internal label never hides its outgoing edge.
+        axes.text(
+            x + TREE_LABEL_OFFSET[0],
+            y + TREE_LABEL_OFFSET[1],
+            small.nodes[label]["name"],
+            fontsize=8,
+            ha="left",
+            va="bottom",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3},
+        )
     axes.set_xlim(-0.2, depth + 1.0)
     axes.set_ylim(min(y for _, y in positions.values()) - 0.8, 1.0)
     axes.axis("off")
     axes.set_title(f"Label tree, first {depth} levels (largest subtrees first)")
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
 def _tail_start(values: dict[int, int], share: float = 0.99, least: int = 10) -> int:
