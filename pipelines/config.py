@@ -31,6 +31,10 @@ class Inputs:
     splits: tuple[str, ...]
     class_descriptions: str
     hierarchy: str | None
+    max_image_bytes: int  # an image file larger than this is a reject, never read
+    image_timeout: float  # seconds per remote image read
+    s3_anonymous: bool  # s3:// read unsigned (image_files.use_anonymous_s3)
+    image_ids: str | None  # the --image_ids subset file, or None for every image
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class RunConfig:
     output: str
     skip_images: bool
     max_reject_fraction: float
+    max_image_reject_fraction: float
     inputs: Inputs
     mining: MiningRules
     cross_image: CrossImageSampling
@@ -170,6 +175,7 @@ def resolve(
         hierarchy=hierarchy,
         isa_guard=bool(hierarchy) and opts.isa_guard != "off",
         chunk_bytes=_bytes(opts.chunk_mib),
+        max_image_bytes=_bytes(opts.max_image_mib),
         bucket_bytes=_bytes(opts.bucket_mib),
     )
     return RunConfig.from_values(values)

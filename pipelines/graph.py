@@ -25,23 +25,37 @@ def build(pipeline: beam.Pipeline, launch: LaunchPlan, started: dict) -> None:
     config = launch.config
     root = config.output
     read = pipeline | "Read annotations" >> ReadAnnotations(
-        launch.chunks, launch.headers, frozenset(launch.names), root
+        launch.chunks, launch.headers, frozenset(launch.names), root, config.inputs.image_ids
     )
     mined = read.rows | "Mine images" >> MineImages(launch.n_buckets, config.mining, root)
     summaries = mined[annotations.LABEL_PAIR_COUNTS] | "Label-pair statistics" >> (
         LabelPairStatistics(
-            launch.names, launch.hierarchy, config.inputs.hierarchy, config.mining, root
+            launch.names,
+            launch.hierarchy,
+            config.inputs.hierarchy,
+            config.mining,
+            root,
+            started["fingerprint"],
         )
     )
     accepted = summaries.pop(ACCEPTED)
     finished = mined.buckets | "Finish buckets" >> FinishBuckets(
-        config.cross_image, accepted, not config.skip_images, root
+        config.cross_image, accepted, not config.skip_images, root, launch.names
     )
     if not config.skip_images:
         summaries |= finished[finish.PLANS] | "Image stages" >> ImageStages(
-            config.inputs, config.crops, config.sharding.samples_per_shard, root
+            config.inputs,
+            config.crops,
+            config.sharding.samples_per_shard,
+            root,
+            started["fingerprint"],
         )
     counts = (read[annotations.COUNTS], mined[annotations.COUNTS], finished[finish.COUNTS])
     pipeline | "Run record" >> WriteRunRecord(
-        started, counts, summaries, config.max_reject_fraction, root
+        started,
+        counts,
+        summaries,
+        config.max_reject_fraction,
+        config.max_image_reject_fraction,
+        root,
     )

@@ -6,8 +6,9 @@ ranges (see README "Scale").
 """
 
 import logging
+from collections.abc import Sequence
 
-from hierdata import buckets, io, isa, readers, synth
+from hierdata import buckets, image_files, io, isa, readers, shards, synth
 from hierdata.errors import InputError
 from pipelines.config import RunConfig, resolve
 from pipelines.options import HierOpenImagesOptions, check_values
@@ -15,6 +16,7 @@ from schemas import OutputLayout
 from schemas.layout import TABLES
 
 LOG = logging.getLogger("hier_openimages")
+PROBED_IMAGES_PER_SPLIT = 8
 
 
 class LaunchPlan:
@@ -44,13 +46,21 @@ class LaunchPlan:
         return urls + [url for url in extra if url]
 
 
-def plan(opts: HierOpenImagesOptions) -> LaunchPlan:
-    """Check the options, find the inputs (or write the synthetic set), read the small files.
+def plan(opts: HierOpenImagesOptions, dry_run: bool = False) -> LaunchPlan:
+    """Check the options and the output, find the inputs (or write the synthetic set), read the
+    small files, and probe a few images of each split.
 
+    Args:
+        dry_run: the run only builds the job: no output probe (it writes nothing) and no
+            image probe (the graph is checked, not the data).
     Raises:
-        InputError: a bad option value, or inputs that are missing or unreadable.
+        InputError: a bad option value, an unwritable output, inputs that are missing or
+            unreadable, or no image found where --images points.
     """
     check_values(opts)
+    image_files.use_anonymous_s3(opts.s3_anonymous)
+    if not dry_run:
+        io.check_writable(opts.output)
     root = opts.input
     if root is None:
         root = OutputLayout(opts.output).synthetic_input
@@ -67,14 +77,62 @@ def plan(opts: HierOpenImagesOptions) -> LaunchPlan:
         )
     hierarchy = opts.hierarchy or inputs.hierarchy
     config = resolve(opts, tuple(inputs.bbox), root, class_descriptions, hierarchy)
-    return LaunchPlan(config, inputs)
+    launch = LaunchPlan(config, inputs)
+    # A subset's images need not be among the CSV's first ids: no probe (missing ones are
+    # still image_missing rejects under --max_image_reject_fraction).
+    if not config.skip_images and not dry_run and not config.inputs.image_ids:
+        probe_images(launch)
+    return launch
 
 
-def clear_outputs(layout: OutputLayout) -> None:
-    """Remove this run's tables and run.json first: a rerun must not mix in stale parts."""
+def probe_images(launch: LaunchPlan) -> None:
+    """Look for the images of the first PROBED_IMAGES_PER_SPLIT image ids of each split's CSV
+    before any work starts: none found in a split is an InputError (the run would write no
+    shard for it); some missing is a warning with the count.
+    """
+    inputs = launch.config.inputs
+    checked, missing = 0, []
+    for split in inputs.splits:
+        url = launch.inputs.bbox[split]
+        image_ids = readers.head_image_ids(url, launch.headers[url], PROBED_IMAGES_PER_SPLIT)
+        if not image_ids:
+            continue
+        found = image_files.probe_split(
+            inputs.images, inputs.input, split, image_ids, inputs.image_timeout
+        )
+        if len(found.missing) == len(found.checked):
+            raise InputError(
+                f"no image found for split {split} with --images {inputs.images!r}: "
+                f"{found.missing[0]} is not a file (none of {len(found.checked)} probed was); "
+                "fix --images or pass --skip_images"
+            )
+        checked += len(found.checked)
+        missing += found.missing
+    if missing:
+        LOG.warning(
+            "%d of %d probed images are not files (e.g. %s): such images become image_missing "
+            "rejects",
+            len(missing),
+            checked,
+            missing[0],
+        )
+
+
+def clear_outputs(layout: OutputLayout, shard_splits: Sequence[str] = ()) -> None:
+    """Remove this run's tables and run.json first: a rerun must not mix in stale parts.
+
+    Also removes the temporary files a killed run left beside the outputs, and the sizes.json
+    of every split this run writes shards for: until the new one is written no index vouches
+    for that split's shards (their tars stay, so an unchanged shard is not uploaded again;
+    those the new sharding does not produce are swept once it is done).
+    """
     for table in TABLES:
         io.remove_tree(layout.table_dir(table))
     io.remove_tree(layout.run_json)
+    for folder in (layout.root, layout.trees_dir, *map(layout.shards_dir, shard_splits)):
+        shards.remove_temporaries(folder)
+    for split in shard_splits:
+        io.remove_tree(layout.shard_sizes(split))
 
 
 def warn_if_isa_guard_off(config: RunConfig) -> None:

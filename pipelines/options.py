@@ -5,12 +5,17 @@ default included), its range check, its key in run.json "options" and its place 
 sub-configs of pipelines.config that the stages receive. Defaults are DESIGN.md's.
 """
 
+import difflib
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
+from hierdata.cli_args import parser_flags
 from hierdata.errors import InputError
+from hierdata.image_files import check_image_template
 
 RUN, INPUTS, MINING, CROSS_IMAGE, CROPS, SHARDING, EXECUTION = (
     "run",
@@ -39,11 +44,16 @@ class Range:
 
     def __str__(self) -> str:
         if self.high is None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
+            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
         return (
-            f"in {'(' if self.low_open else '['}{self.low:g}, "
-            f"{self.high:g}{')' if self.high_open else ']'}"
+            f"in {'(' if self.low_open else '['}{_number(self.low)}, "
+            f"{_number(self.high)}{')' if self.high_open else ']'}"
         )
+
+
+def _number(value: float | None) -> str:
+    """A bound as a user would type it: 1048576, not 1.04858e+06."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -83,11 +93,19 @@ class Option:
         if self.type is bool:
             parser.add_argument(self.flag, action="store_true", default=False, help=text)
             return
-        extra = {"choices": self.choices} if self.choices else {}
+        extra = (
+            {"choices": self.choices} if self.choices else {"metavar": self.type.__name__.upper()}
+        )
         parser.add_argument(self.flag, type=self.type, default=self.default, help=text, **extra)
 
     def check_value(self, value: Any) -> None:
-        """Raise InputError (one line, exit 2) when the value is outside the range."""
+        """Raise InputError (one line, exit 2) when the value is outside the range.
+
+        A float must be finite whatever its range: nan compares false with every bound and inf
+        overflows the byte sizes derived from it.
+        """
+        if self.type is float and value is not None and not math.isfinite(value):
+            raise InputError(f"{self.flag} must be a finite number, got {value}")
         if self.check is not None and value not in self.check:
             raise InputError(f"{self.flag} must be {self.check}")
 
@@ -96,6 +114,7 @@ _FRACTION = Range(0.0, 1.0)
 _POSITIVE = Range(0.0, low_open=True)
 _COUNT = Range(0)
 _AT_LEAST_ONE = Range(1)
+_MIB = Range(0.0, float(1 << 20), low_open=True)  # up to 1 TiB: larger sizes overflow nothing
 
 # In run.json "options" order: the record lists them as this table does.
 OPTIONS: tuple[Option, ...] = (
@@ -113,7 +132,8 @@ OPTIONS: tuple[Option, ...] = (
         "images",
         str,
         "{input}/{split}/{image_id}.jpg",
-        "Template for image paths, any fsspec URL.",
+        "Template for image paths, any fsspec URL; placeholders {input}, {split} and "
+        "{image_id} (required).",
         INPUTS,
     ),
     Option(
@@ -207,7 +227,7 @@ OPTIONS: tuple[Option, ...] = (
         1,
         "Boxes sampled from other images for each (image, label).",
         CROSS_IMAGE,
-        _COUNT,
+        Range(0, 1000),
     ),
     Option(
         "cross_image_pool",
@@ -215,7 +235,7 @@ OPTIONS: tuple[Option, ...] = (
         1000,
         "Reservoir size per label from which cross-image samples are drawn.",
         CROSS_IMAGE,
-        _AT_LEAST_ONE,
+        Range(1, 10_000_000),
     ),
     Option("seed", int, 0, "Every random choice derives from it.", CROSS_IMAGE),
     Option(
@@ -224,10 +244,10 @@ OPTIONS: tuple[Option, ...] = (
         256,
         "Longest side of every stored image and crop (never upscaled).",
         CROPS,
-        Range(8),
+        Range(8, 16384),
     ),
     Option("jpeg_quality", int, 90, "JPEG quality of every crop.", CROPS, Range(1, 100)),
-    Option("samples_per_shard", int, 1000, "Samples per shard.", SHARDING, _AT_LEAST_ONE),
+    Option("samples_per_shard", int, 1000, "Samples per shard.", SHARDING, Range(1, 10_000_000)),
     Option("skip_images", bool, False, "Run the annotation stages only (tables, no shards).", RUN),
     Option(
         "isa_guard",
@@ -248,12 +268,54 @@ OPTIONS: tuple[Option, ...] = (
         _FRACTION,
     ),
     Option(
+        "max_image_reject_fraction",
+        float,
+        0.05,
+        "Fail the run, naming the worst reasons, when more of the images planned for the "
+        "shards than this fraction are missing, unreadable or corrupt.",
+        RUN,
+        _FRACTION,
+    ),
+    Option(
+        "max_image_mib",
+        float,
+        64.0,
+        "An image file larger than this is rejected (image_too_large) without being read.",
+        INPUTS,
+        _MIB,
+        key="max_image_bytes",
+    ),
+    Option(
+        "image_timeout",
+        float,
+        60.0,
+        "Seconds allowed for reading one image from a remote URL (image_timeout reject).",
+        INPUTS,
+        Range(0.0, 3600.0, low_open=True),
+    ),
+    Option(
+        "s3_anonymous",
+        bool,
+        False,
+        "Read s3:// URLs without credentials (the public bucket s3://open-images-dataset).",
+        INPUTS,
+    ),
+    Option(
+        "image_ids",
+        str,
+        None,
+        "A subset: a file (local or URL) of image ids, one per line or a CSV with an ImageID "
+        "column; only boxes of these images are read, mined and sharded.",
+        INPUTS,
+        default_help="every image",
+    ),
+    Option(
         "chunk_mib",
         float,
         64.0,
         "Annotation CSVs are read in byte ranges of this size; no worker loads a whole file.",
         EXECUTION,
-        _POSITIVE,
+        _MIB,
         key="chunk_bytes",
     ),
     Option(
@@ -263,7 +325,7 @@ OPTIONS: tuple[Option, ...] = (
         "Images are grouped into hash buckets of about this much CSV each; a bucket is one "
         "shuffle element group, mined in one vectorised call.",
         EXECUTION,
-        _POSITIVE,
+        _MIB,
         key="bucket_bytes",
     ),
     Option(
@@ -272,7 +334,7 @@ OPTIONS: tuple[Option, ...] = (
         1,
         "Local runs only: worker processes for the FnApiRunner (multi_processing).",
         EXECUTION,
-        _AT_LEAST_ONE,
+        Range(1, 256),
     ),
 )
 
@@ -287,6 +349,56 @@ class HierOpenImagesOptions(PipelineOptions):
 
 
 def check_values(opts: HierOpenImagesOptions) -> None:
-    """Raise InputError for the first value outside its range (before any work starts)."""
+    """Raise InputError for the first value outside its range, or a bad --images template
+    (before any work starts)."""
     for option in OPTIONS:
         option.check_value(getattr(opts, option.name))
+    check_image_template(opts.images)
+
+
+class _StrictParser(_BeamArgumentParser):
+    """Beam's parser, but a parse error is an InputError instead of usage text and exit."""
+
+    def error(self, message: str):
+        raise InputError(message)
+
+
+def check_arguments(argv: Sequence[str]) -> None:
+    """Refuse what no option class knows: a misspelt option, a stray positional argument.
+
+    Beam's own PipelineOptions keeps such arguments with a warning and runs on the default.
+    Here argv is parsed against the union of every PipelineOptions subclass (this pipeline's
+    and all of Beam's: runner, Google Cloud, worker, setup, experiments ...), so every option
+    Beam or Dataflow accepts still passes, including --experiments=... and
+    --dataflow_job_file.
+
+    Raises:
+        InputError: one line naming the first unknown argument (with the closest option name
+            when there is one), or argparse's message for a value it cannot parse.
+    """
+    parser = _StrictParser(allow_abbrev=False, add_help=False)
+    # The subclasses of one name may be imported twice (Beam's own guard): keep the first.
+    classes = {str(cls): cls for cls in reversed(PipelineOptions.__subclasses__())}
+    for cls in classes.values():
+        cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(list(argv))
+    if not unknown:
+        return
+    first = unknown[0]
+    if not first.startswith("-"):
+        raise InputError(f"unexpected argument {first!r}: every option is --name value")
+    name = first.split("=", 1)[0]
+    flags = [flag for action in parser._actions for flag in action.option_strings]
+    close = difflib.get_close_matches(name, flags, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise InputError(f"unknown option {name}{hint}; see --help")
+
+
+def known_flags() -> set[str]:
+    """Every long flag of this pipeline and of Beam's option classes, as their parsers spell
+    them (ours with underscores; Beam's own, such as --job-server-timeout, as Beam does)."""
+    parser = _BeamArgumentParser(allow_abbrev=False, add_help=False)
+    classes = {str(cls): cls for cls in reversed(PipelineOptions.__subclasses__())}
+    for cls in classes.values():
+        cls._add_argparse_args(parser)
+    return parser_flags(parser)

@@ -107,6 +107,9 @@ def _run_summary(record: dict) -> dict:
         "inputs",
         "options",
         "versions",
+        "error",
+        "images",
+        "fingerprint",
     )
     return {key: record.get(key) for key in keys} | {"isa_guard": isa_guard(record)}
 
@@ -123,22 +126,25 @@ def isa_guard(record: dict) -> dict:
 
 
 def _page(stats_json: dict, label_pairs: pl.DataFrame, tree_markup: str) -> str:
+    # The headline (warnings included) first, then what the run found (tree, pairs, crops),
+    # then the long tables: rejects with examples, inputs and the resolved options.
     parts = [
         ("summary", "Run summary", sections.summary(stats_json)),
-        ("counts", "Counts per stage and split", sections.counts(stats_json)),
-        ("rejects", "Rejected rows", sections.rejects(stats_json)),
-        ("images", "Missing or corrupt images", sections.missing_images(stats_json)),
+        ("tree", "Label tree", hierarchy_sections.tree(stats_json, tree_markup)),
         ("label-pairs", "Label pairs", hierarchy_sections.label_pairs(stats_json, label_pairs)),
         ("thresholds", "Threshold sensitivity", hierarchy_sections.thresholds(stats_json)),
-        ("tree", "Label tree", hierarchy_sections.tree(stats_json, tree_markup)),
-        ("per-image", "Per-image statistics", sections.per_image(stats_json)),
         ("galleries", "Crop galleries", sections.galleries(stats_json)),
         ("official", "Official hierarchy", hierarchy_sections.official(stats_json)),
+        ("counts", "Counts per stage and split", sections.counts(stats_json)),
+        ("per-image", "Per-image statistics", sections.per_image(stats_json)),
+        ("rejects", "Rejected rows", sections.rejects(stats_json)),
+        ("images", "Missing or corrupt images", sections.missing_images(stats_json)),
     ]
     if stats_json["compare"] is not None:
         parts.append(
             ("compare", "Compared with another run", hierarchy_sections.compare(stats_json))
         )
+    parts.append(("run-details", "Run details", sections.run_details(stats_json)))
     return page.document("HierOpenImages audit", stats_json["output"], parts)
 
 
@@ -262,19 +268,21 @@ def _stats_json(
     }
 
 
-def build_report(root: str, compare_root: str | None = None) -> dict:
-    """Write root/report/ for one pipeline output and return what stats.json holds.
+def build_report(root: str, compare_root: str | None = None, out: str | None = None) -> dict:
+    """Write root/report/ (or `out`) for one pipeline output and return what stats.json holds.
 
     Args:
         root: a pipeline output (local path or fsspec URL) with run.json and tables/.
         compare_root: another output to compare with (--compare), or None.
+        out: the report folder (local path or fsspec URL); None: root/report. Nothing is
+            written under root when it is given, so a read-only output can be audited.
     Returns:
         The stats.json content. Raises InputError when root (or compare_root) has no run.json.
     """
     timer = _Timer()
     run = sources.open_run(root)
     other = sources.open_run(compare_root) if compare_root else None
-    report = ReportLayout(run.layout.report_dir)
+    report = ReportLayout(out or run.layout.report_dir)
     io.remove_tree(report.root)  # a rerun must not keep the previous run's gallery crops
 
     def write(name: str, data: bytes) -> None:

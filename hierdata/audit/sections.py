@@ -29,6 +29,22 @@ def _identity(fingerprint: dict) -> str:
     return "mtime " + stamp.isoformat(timespec="seconds")
 
 
+def _image_cards(images: dict | None) -> list[tuple[str, object]]:
+    """Headline cards of run.json's "images": samples written of those planned, and the images
+    missing (or not files) and corrupt (unreadable, truncated, undecodable)."""
+    if not images:  # a run from before run.json recorded its images
+        return [("images rejected", "unknown")]
+    by_reason = images.get("by_reason", {})
+    missing = sum(
+        n for r, n in by_reason.items() if r in ("image_missing", "image_not_regular_file")
+    )
+    return [
+        ("samples written / planned", f"{images['written']:,} / {images['planned']:,}"),
+        ("images missing", missing),
+        ("images corrupt", images.get("rejected", 0) - missing),
+    ]
+
+
 def summary(stats: dict) -> str:
     run, counts, pairs, tree = stats["run"], stats["counts"], stats["label_pairs"], stats["tree"]
     top = cards(
@@ -44,8 +60,11 @@ def summary(stats: dict) -> str:
             ("accepted label pairs", pairs["accepted"]),
             ("tree labels / edges", f"{tree['labels']:,} / {tree['edges']:,}"),
             ("rejected rows", stats["rejects"]["rows"]["total"]),
+            *_image_cards(run.get("images")),
         ]
     )
+    if run.get("error"):
+        top += f'<p class="note"><b>The run failed</b>: {esc(run["error"])}</p>'
     guard = run.get("isa_guard") or {}
     if guard.get("state") == "on":
         guard_text = (
@@ -62,8 +81,16 @@ def summary(stats: dict) -> str:
     when = (
         f"<p>Runner <b>{esc(run.get('runner'))}</b>, started {esc(run.get('started_at'))}, "
         f"finished {esc(run.get('finished_at'))} ({num(run.get('elapsed_seconds'), 1)} s). "
-        f"Output <code>{esc(stats['output'])}</code>.</p>"
+        f"Output <code>{esc(stats['output'])}</code>; inputs, options and versions are under "
+        '<a href="#run-details">Run details</a>.</p>'
     )
+    return top + guard_text + when
+
+
+def run_details(stats: dict) -> str:
+    """Inputs with their fingerprints, the resolved options and the versions (the long tables
+    the summary leaves to the end of the page)."""
+    run = stats["run"]
     inputs = table(
         ["input", "bytes", "sha256 of the first MiB", "store checksum / mtime"],
         [
@@ -80,10 +107,7 @@ def summary(stats: dict) -> str:
     )
     versions = ", ".join(f"{k} {v}" for k, v in sorted(run.get("versions", {}).items()))
     return (
-        top
-        + guard_text
-        + when
-        + "<h3>Inputs and fingerprints</h3>"
+        "<h3>Inputs and fingerprints</h3>"
         + inputs
         + "<h3>Resolved options</h3>"
         + options
@@ -191,15 +215,20 @@ def per_image(stats: dict) -> str:
     )
 
 
+def _outlined(example: dict) -> str:
+    """The parent crop with the child's box drawn on it, when the gallery has it."""
+    src = example.get("outlined_src")
+    return f'<img src="{esc(src)}" alt="child box on the parent crop">' if src else ""
+
+
 def galleries(stats: dict) -> str:
     gallery = stats["gallery"]
     if gallery["note"]:
         return f"<p>{esc(gallery['note'])}</p>"
     text = (
-        "<p class='muted'>Parent crop (left) and child crop (right) of box ⊃ box training "
-        "pairs, for the most frequent accepted label pairs, read from "
-        + esc(", ".join(gallery["shards_read"]))
-        + ".</p>"
+        "<p class='muted'>Parent crop with the child's box drawn in red (left), then the "
+        "parent and child crops as stored, of box ⊃ box training pairs, for the most frequent "
+        "accepted label pairs, read from " + esc(", ".join(gallery["shards_read"])) + ".</p>"
     )
     for pair in gallery["pairs"]:
         text += (
@@ -212,7 +241,7 @@ def galleries(stats: dict) -> str:
         text += (
             '<div class="gallery">'
             + "".join(
-                f'<figure><img src="{esc(e["parent_src"])}" alt="parent crop">'
+                f'<figure>{_outlined(e)}<img src="{esc(e["parent_src"])}" alt="parent crop">'
                 f'<img src="{esc(e["child_src"])}" alt="child crop"><figcaption>'
                 f"{esc(e['split'])} {esc(e['image_id'])}: b{e['parent_box']:03d} ⊃ "
                 f"b{e['child_box']:03d}</figcaption></figure>"

@@ -7,7 +7,14 @@ import pytest
 
 from hierdata.errors import InputError
 from pipelines.config import GROUPS, RunConfig, resolve
-from pipelines.options import OPTIONS, RUN, HierOpenImagesOptions, Range, check_values
+from pipelines.options import (
+    OPTIONS,
+    RUN,
+    HierOpenImagesOptions,
+    Range,
+    check_arguments,
+    check_values,
+)
 
 # run.json "options" as every run so far wrote it: the same keys in the same order.
 RECORD_KEYS = [
@@ -16,7 +23,9 @@ RECORD_KEYS = [
     "min_pair_proportion", "same_object_iou", "cross_image_samples", "cross_image_pool",
     "seed", "crop_size",
     "jpeg_quality", "samples_per_shard", "skip_images", "isa_guard", "max_reject_fraction",
-    "chunk_bytes", "bucket_bytes", "local_workers",
+    "max_image_reject_fraction", "max_image_bytes", "image_timeout", "s3_anonymous",
+    "image_ids", "chunk_bytes",
+    "bucket_bytes", "local_workers",
 ]  # fmt: skip
 
 
@@ -65,6 +74,11 @@ def test_defaults_resolve_like_design() -> None:
         "skip_images": False,
         "isa_guard": False,
         "max_reject_fraction": 0.01,
+        "max_image_reject_fraction": 0.05,
+        "max_image_bytes": 64 << 20,
+        "image_timeout": 60.0,
+        "s3_anonymous": False,
+        "image_ids": None,
         "chunk_bytes": 64 << 20,
         "bucket_bytes": 4 << 20,
         "local_workers": 1,
@@ -103,17 +117,65 @@ def test_isa_guard_resolves_against_the_hierarchy(guard, hierarchy, expected) ->
         (("--duplicate_iou", "0"), "--duplicate_iou must be > 0"),
         (("--min_pair_frequency", "-1"), "--min_pair_frequency must be >= 0"),
         (("--min_pair_proportion", "1.5"), "--min_pair_proportion must be in [0, 1]"),
-        (("--cross_image_pool", "0"), "--cross_image_pool must be >= 1"),
-        (("--crop_size", "7"), "--crop_size must be >= 8"),
+        (("--cross_image_pool", "0"), "--cross_image_pool must be in [1, 10000000]"),
+        (("--crop_size", "7"), "--crop_size must be in [8, 16384]"),
         (("--jpeg_quality", "101"), "--jpeg_quality must be in [1, 100]"),
-        (("--chunk_mib", "0"), "--chunk_mib must be > 0"),
-        (("--local_workers", "0"), "--local_workers must be >= 1"),
+        (("--chunk_mib", "0"), "--chunk_mib must be in (0, 1048576]"),
+        (("--chunk_mib", "inf"), "--chunk_mib must be a finite number, got inf"),
+        (("--bucket_mib", "nan"), "--bucket_mib must be a finite number, got nan"),
+        (("--containment", "nan"), "--containment must be a finite number, got nan"),
+        (("--local_workers", "0"), "--local_workers must be in [1, 256]"),
+        (("--max_image_reject_fraction", "1.5"), "--max_image_reject_fraction must be in [0, 1]"),
+        (("--max_image_mib", "0"), "--max_image_mib must be in (0, 1048576]"),
+        (("--image_timeout", "0"), "--image_timeout must be in (0, 3600]"),
+        (("--samples_per_shard", "0"), "--samples_per_shard must be in [1, 10000000]"),
+        (("--cross_image_samples", "-1"), "--cross_image_samples must be in [0, 1000]"),
+        (("--images", "{input}/{split}/x.jpg"), "--images '{input}/{split}/x.jpg' must contain"),
     ],
 )
 def test_out_of_range_values_are_one_line_input_errors(argv, message) -> None:
     with pytest.raises(InputError) as caught:
         check_values(_parse(*argv))
-    assert str(caught.value) == message
+    assert str(caught.value).startswith(message)
+
+
+def test_every_numeric_option_has_a_range() -> None:
+    unchecked = [o.name for o in OPTIONS if o.type in (int, float) and o.check is None]
+    assert unchecked == ["seed"]  # any integer seeds the generators
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--min_pair_frequncy", "5"], "unknown option --min_pair_frequncy (did you mean "
+         "--min_pair_frequency?)"),  # the misspelt option
+        (["--skip_images", "extra"], "unexpected argument 'extra'"),  # a stray positional
+        (["stray"], "unexpected argument 'stray'"),
+        (["--no_such_thing=1"], "unknown option --no_such_thing"),
+        (["--crop_size", "big"], "argument --crop_size: invalid int value: 'big'"),
+        (["--crop_size"], "argument --crop_size: expected one argument"),
+        (["--min_pair_freq", "5"], "unknown option --min_pair_freq"),  # no abbreviations
+    ],
+)  # fmt: skip
+def test_unknown_and_stray_arguments_are_refused(argv, message) -> None:
+    with pytest.raises(InputError) as caught:
+        check_arguments(argv)
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--runner=DataflowRunner", "--project=p", "--region=us-central1"],
+        ["--experiments=use_runner_v2", "--experiments", "shuffle_mode=service"],
+        ["--dataflow_job_file=job.json", "--dry_run=True", "--no_auth"],
+        ["--temp_location=gs://b/t", "--sdk_location=container", "--max_num_workers=3"],
+        ["--setup_file=./pyproject.toml", "--machine_type=n2-standard-4"],
+        ["--direct_num_workers=2", "--input", "/x", "--skip_images"],
+    ],
+)
+def test_every_beam_and_dataflow_option_is_still_accepted(argv) -> None:
+    check_arguments(argv)
 
 
 @pytest.mark.parametrize(
