@@ -46,7 +46,7 @@ def test_dataflow_dry_run_builds_the_job(shared_data):
         "Mine images/Write candidates",
         "Label-pair statistics/Sum label pairs",
         "Label-pair statistics/Label pairs",
-        "Label-pair statistics/Label tree",
+        "Label-pair statistics/Trees",
         "Label-pair statistics/Write label_pairs",
         "Finish buckets/Cross-image reservoirs/Merge reservoirs",
         "Finish buckets/Finish",
