@@ -1,7 +1,7 @@
 """The official label hierarchy read as relations: is-a pairs for the guard, official part-of pairs,
 and the guard's state for the run record.
 
-Edges are (parent, child, relation) as hierdata.readers.read_hierarchy yields them.
+Edges are (parent, child, relation) as hierdata.input_files.read_hierarchy yields them.
 
 The guard blocks Subcategory chains only (Person/Woman, Vehicle/Car), not siblings or cousins
 under one Subcategory parent. Measured on the Open Images V3 sample (validation + test,

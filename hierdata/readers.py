@@ -1,14 +1,14 @@
-"""Open Images annotation readers: input discovery, class descriptions, hierarchy, bbox CSV chunks.
+"""Open Images bbox CSV readers: header, byte-range chunks, line parsing and validation.
+
+Finding the input files and reading the small ones (class descriptions, hierarchy) is
+hierdata.input_files.
 
 A bbox chunk is a byte range (a line belongs to the chunk it starts in), so big files split.
 """
 
 import csv
-import io as textio
-import json
 import posixpath
 import re
-import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -20,19 +20,7 @@ from hierdata.boxes import COLUMNS, validate_rows
 from hierdata.errors import InputError
 from schemas.tables import IMAGE_ID_PATTERN, REJECTS, ROWS
 
-BBOX_NAMES: dict[str, tuple[str, ...]] = {
-    "train": ("oidv6-train-annotations-bbox.csv", "train-annotations-bbox.csv"),
-    "validation": ("validation-annotations-bbox.csv",),
-    "test": ("test-annotations-bbox.csv",),
-}
-CLASS_DESCRIPTION_NAMES = (
-    "oidv7-class-descriptions-boxable.csv",
-    "class-descriptions-boxable.csv",
-    "class-descriptions.csv",
-)
-HIERARCHY_NAMES = ("bbox_labels_600_hierarchy.json",)
 REQUIRED_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
-HIERARCHY_RELATIONS = ("Subcategory", "Part")
 
 _BOM = b"\xef\xbb\xbf"
 _IMAGE_ID = re.compile(IMAGE_ID_PATTERN)
@@ -44,124 +32,11 @@ _BINARY_MAGIC = {
     b"\x28\xb5\x2f\xfd": "zstd-compressed",
     b"PK\x03\x04": "a zip archive",
 }
-# Header names a class-description file may start with when its labels do not start with "/".
-_CLASS_HEADER_FIELDS = {"label", "labelname", "label_name", "id"}
 # Bytes read per step when looking for the end of the header or of a chunk's last line.
 _SCAN_BYTES = 1 << 16
 # A chunk is parsed in batches of whole lines of about this size: the temporaries of a batch
 # (a few arrays of one int64 per field) stay small enough to be reused, not page-faulted anew.
 _BATCH_BYTES = 4 << 20
-
-
-@dataclass(frozen=True)
-class InputFiles:
-    """The annotation files found under one Open Images root (URLs, not opened yet)."""
-
-    root: str
-    bbox: dict[str, str]  # split -> url, in order train, validation, test (only those found)
-    class_descriptions: str | None
-    hierarchy: str | None
-
-
-def find_inputs(root: str) -> InputFiles:
-    """Locate the annotation files under `root` (local path or fsspec URL).
-
-    For each role the first name that exists wins, in the order of BBOX_NAMES,
-    CLASS_DESCRIPTION_NAMES and HIERARCHY_NAMES. Raises InputError when the root is missing,
-    is not a folder, or holds no bbox file.
-    """
-    fs, path = io.filesystem(root)
-    if not fs.exists(path):
-        raise InputError(f"input root not found: {root}")
-    if not fs.isdir(path):
-        raise InputError(f"input root is not a folder: {root}")
-    present = {posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)}
-
-    def first(names: tuple[str, ...]) -> str | None:
-        return next((io.join(root, name) for name in names if name in present), None)
-
-    bbox = {split: url for split, names in BBOX_NAMES.items() if (url := first(names))}
-    if not bbox:
-        expected = ", ".join(name for names in BBOX_NAMES.values() for name in names)
-        raise InputError(f"no bbox annotation file under {root} (expected one of {expected})")
-    return InputFiles(root, bbox, first(CLASS_DESCRIPTION_NAMES), first(HIERARCHY_NAMES))
-
-
-def _is_class_header(first: list[str], second: list[str] | None) -> bool:
-    """A first row is a header when its label field is not a label id: ids start with "/"
-    (Open Images "/m/..."); for other datasets, a known header name or a "/" id below it."""
-    field = first[0].strip()
-    if field.startswith("/"):
-        return False
-    return field.lower() in _CLASS_HEADER_FIELDS or (
-        second is not None and second[0].strip().startswith("/")
-    )
-
-
-def read_class_descriptions(url: str) -> dict[str, str]:
-    """Label id -> display name, from a two-column CSV with or without a header line.
-
-    Names may be quoted and contain commas or doubled quotes (V3 class-descriptions.csv); CRLF
-    and a UTF-8 BOM are fine. The first occurrence of a repeated id wins. Raises InputError for
-    a missing or empty file or a row without a name.
-    """
-    text = io.read_bytes(url).decode("utf-8-sig", errors="replace")
-    rows = [row for row in csv.reader(textio.StringIO(text, newline="")) if any(row)]
-    if not rows:
-        raise InputError(f"{url}: empty class descriptions")
-    if _is_class_header(rows[0], rows[1] if len(rows) > 1 else None):
-        rows = rows[1:]
-    names: dict[str, str] = {}
-    for row in rows:
-        if len(row) < 2:
-            raise InputError(f"{url}: class description without a name: {','.join(row)!r}")
-        # An unquoted comma inside a name splits it; the name is everything after the id.
-        names.setdefault(row[0].strip(), ",".join(row[1:]).strip())
-    if not names:
-        raise InputError(f"{url}: empty class descriptions")
-    return names
-
-
-def read_hierarchy(url: str) -> list[tuple[str, str, str]]:
-    """Edges (parent, child, relation) of the nested bbox_labels_600_hierarchy.json.
-
-    relation is "Subcategory" (is-a) or "Part" (part-of). Order is depth-first pre-order as in
-    the file (a child's edge, then its subtree); repeated edges keep their first position.
-    Raises InputError on invalid JSON or a node without a LabelName.
-    """
-    try:
-        tree = json.loads(io.read_bytes(url))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{url}: invalid hierarchy JSON: {err}") from err
-    except RecursionError as err:  # the json module recurses once per nesting level
-        raise InputError(
-            f"{url}: hierarchy JSON nested deeper than the parser allows "
-            f"(about {sys.getrecursionlimit()} levels)"
-        ) from err
-    edges: dict[tuple[str, str, str], None] = {}
-    # Explicit stack of (parent, relation, child node) so deep trees cannot hit the recursion
-    # limit; children are pushed reversed so they pop in file order.
-    stack = list(reversed(_children(url, tree)))
-    while stack:
-        parent, relation, node = stack.pop()
-        edges.setdefault((parent, node["LabelName"], relation), None)
-        stack.extend(reversed(_children(url, node)))
-    return list(edges)
-
-
-def _children(url: str, node: object) -> list[tuple[str, str, dict]]:
-    """(label, relation, child node) for each child of a hierarchy node, in file order."""
-    if not isinstance(node, dict) or not isinstance(node.get("LabelName"), str):
-        raise InputError(f"{url}: hierarchy node without a LabelName: {str(node)[:80]}")
-    children = []
-    for relation, members in node.items():
-        if relation not in HIERARCHY_RELATIONS:
-            continue
-        for child in members if isinstance(members, list) else [members]:
-            if not isinstance(child, dict) or not isinstance(child.get("LabelName"), str):
-                raise InputError(f"{url}: hierarchy node without a LabelName: {str(child)[:80]}")
-            children.append((node["LabelName"], relation, child))
-    return children
 
 
 @dataclass(frozen=True)

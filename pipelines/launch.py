@@ -8,7 +8,7 @@ ranges (see README "Scale").
 import logging
 from collections.abc import Sequence
 
-from hierdata import buckets, image_files, io, isa, readers, shards, synth
+from hierdata import buckets, image_files, input_files, io, isa, readers, shards, synth
 from hierdata.errors import InputError
 from pipelines.config import RunConfig, resolve
 from pipelines.options import HierOpenImagesOptions, check_values
@@ -22,12 +22,12 @@ PROBED_IMAGES_PER_SPLIT = 8
 class LaunchPlan:
     """What the launcher learns before building the graph: files, labels, chunks, buckets."""
 
-    def __init__(self, config: RunConfig, inputs: readers.InputFiles):
+    def __init__(self, config: RunConfig, inputs: input_files.InputFiles):
         self.config = config
         self.inputs = inputs
-        self.names = readers.read_class_descriptions(config.inputs.class_descriptions)
+        self.names = input_files.read_class_descriptions(config.inputs.class_descriptions)
         hierarchy = config.inputs.hierarchy
-        self.hierarchy = readers.read_hierarchy(hierarchy) if hierarchy else []
+        self.hierarchy = input_files.read_hierarchy(hierarchy) if hierarchy else []
         self.headers: dict[str, readers.Header] = {}
         self.chunks: list[readers.Chunk] = []
         total_bytes = 0
@@ -68,12 +68,12 @@ def plan(opts: HierOpenImagesOptions, dry_run: bool = False) -> LaunchPlan:
         synth.write_synthetic_dataset(root, seed=opts.seed)
         if not opts.skip_images:
             synth.write_synthetic_images(root, seed=opts.seed)
-    inputs = readers.find_inputs(root)
+    inputs = input_files.find_inputs(root)
     class_descriptions = opts.class_descriptions or inputs.class_descriptions
     if class_descriptions is None:
         raise InputError(
             f"no class descriptions in {root} (looked for "
-            f"{', '.join(readers.CLASS_DESCRIPTION_NAMES)}); pass --class_descriptions"
+            f"{', '.join(input_files.CLASS_DESCRIPTION_NAMES)}); pass --class_descriptions"
         )
     hierarchy = opts.hierarchy or inputs.hierarchy
     config = resolve(opts, tuple(inputs.bbox), root, class_descriptions, hierarchy)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from hierdata import ground_truth, io, outputs, readers, trees
+from hierdata import ground_truth, input_files, io, outputs, trees
 from hierdata.errors import InputError
 from schemas import TABLE_SCHEMAS, OutputLayout
 
@@ -52,7 +52,7 @@ def _optional_names(url: str | None) -> dict[str, str]:
     if not url:
         return {}
     try:
-        return readers.read_class_descriptions(url)
+        return input_files.read_class_descriptions(url)
     except (InputError, OSError):
         return {}
 
@@ -61,7 +61,7 @@ def _optional_hierarchy(url: str | None) -> list[tuple[str, str, str]] | None:
     if not url:
         return None
     try:
-        return readers.read_hierarchy(url)
+        return input_files.read_hierarchy(url)
     except (InputError, OSError):
         return None
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hierdata import readers, synth
+from hierdata import input_files, synth
 from hierdata.isa import (
     guard_off_reason,
     guard_state,
@@ -42,8 +42,8 @@ HAND_EDGES = [
 @pytest.fixture(scope="module")
 def real(shared_data: Path) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
     meta = shared_data / "openimages-v4-meta"
-    edges = readers.read_hierarchy(str(meta / "bbox_labels_600_hierarchy.json"))
-    return edges, readers.read_class_descriptions(str(meta / "class-descriptions-boxable.csv"))
+    edges = input_files.read_hierarchy(str(meta / "bbox_labels_600_hierarchy.json"))
+    return edges, input_files.read_class_descriptions(str(meta / "class-descriptions-boxable.csv"))
 
 
 def test_isa_pairs_follow_subcategory_chains_only() -> None:
@@ -183,7 +183,7 @@ def test_real_official_part_agreement(real) -> None:
 def test_synthetic_hierarchy_relations(tmp_path: Path) -> None:
     path = tmp_path / synth.HIERARCHY
     path.write_text(json.dumps(synth.hierarchy()))
-    edges = readers.read_hierarchy(str(path))
+    edges = input_files.read_hierarchy(str(path))
     ids = {label.name: label.label_id for label in synth.TAXONOMY}
     # The synthetic root is an is-a ancestor of every top-level label (of Desk and Coach through
     # Table and Bus); the true part-of tree is written as Part edges, so its transitive closure

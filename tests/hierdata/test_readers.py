@@ -11,7 +11,7 @@ import fsspec
 import pyarrow.compute as pc
 import pytest
 
-from hierdata import io, readers
+from hierdata import input_files, io, readers
 from hierdata.errors import InputError
 from schemas.tables import REJECTS, ROWS
 from tests.conftest import SHARED_DATA
@@ -37,11 +37,11 @@ def physical_lines(path: Path) -> int:
 
 
 def v4_labels() -> dict[str, str]:
-    return readers.read_class_descriptions(str(V4_META / "class-descriptions-boxable.csv"))
+    return input_files.read_class_descriptions(str(V4_META / "class-descriptions-boxable.csv"))
 
 
 def v3_labels() -> dict[str, str]:
-    return readers.read_class_descriptions(str(V3 / "class-descriptions.csv"))
+    return input_files.read_class_descriptions(str(V3 / "class-descriptions.csv"))
 
 
 def bbox_fixtures() -> list[tuple[Path, str]]:
@@ -120,7 +120,7 @@ def test_v3_class_descriptions_without_header_with_quoted_names():
 
 @needs_data
 def test_v4_sampled_keeps_pandas_floats_and_skips_the_class_header():
-    names = readers.read_class_descriptions(str(V4_SAMPLED / "class-descriptions-boxable.csv"))
+    names = input_files.read_class_descriptions(str(V4_SAMPLED / "class-descriptions-boxable.csv"))
     assert "label" not in names
     assert names["/m/031n1"] == "Human foot" and len(names) == 6
     rows, _ = readers.read_boxes_file(
@@ -154,7 +154,7 @@ def test_minimal_six_column_file_has_null_source_and_unknown_flags():
 
 @needs_data
 def test_hierarchy_edges_part_count_and_file_order():
-    edges = readers.read_hierarchy(str(V4_META / "bbox_labels_600_hierarchy.json"))
+    edges = input_files.read_hierarchy(str(V4_META / "bbox_labels_600_hierarchy.json"))
     assert len(edges) == len(set(edges))
     assert sum(relation == "Part" for *_, relation in edges) == 38
     assert ("/m/0138tl", "/m/0167gd", "Subcategory") in edges  # Toy -> Doll
@@ -168,16 +168,16 @@ def test_hierarchy_edges_part_count_and_file_order():
 
 @needs_data
 def test_find_inputs_on_the_fixture_folders():
-    v3 = readers.find_inputs(str(V3))
+    v3 = input_files.find_inputs(str(V3))
     assert list(v3.bbox) == ["train", "validation", "test"]
     assert v3.bbox["test"] == str(V3 / "test-annotations-bbox.csv")
     assert v3.class_descriptions == str(V3 / "class-descriptions.csv")
     assert v3.hierarchy is None
-    sampled = readers.find_inputs(str(V4_SAMPLED))
+    sampled = input_files.find_inputs(str(V4_SAMPLED))
     assert list(sampled.bbox) == ["train", "test"]
     assert sampled.class_descriptions == str(V4_SAMPLED / "class-descriptions-boxable.csv")
     with pytest.raises(InputError, match="no bbox annotation file"):
-        readers.find_inputs(str(V4_META))
+        input_files.find_inputs(str(V4_META))
 
 
 # Discovery and metadata on tiny files -----------------------------------------------------
@@ -194,7 +194,7 @@ def test_find_inputs_prefers_official_names_in_order(tmp_path):
         "bbox_labels_600_hierarchy.json",
     ):
         (tmp_path / name).write_text(HEADER + "\n")
-    found = readers.find_inputs(str(tmp_path))
+    found = input_files.find_inputs(str(tmp_path))
     assert list(found.bbox) == ["train", "validation", "test"]
     assert found.bbox["train"] == str(tmp_path / "oidv6-train-annotations-bbox.csv")
     assert found.class_descriptions == str(tmp_path / "oidv7-class-descriptions-boxable.csv")
@@ -213,9 +213,9 @@ def test_find_inputs_and_read_on_memory_filesystem(memory_root):
         f"{memory_root}/validation-annotations-bbox.csv", f"{HEADER}\na,/m/1,0,1,0,1\n".encode()
     )
     io.write_bytes(f"{memory_root}/class-descriptions-boxable.csv", b"/m/1,One\n")
-    found = readers.find_inputs(memory_root)
+    found = input_files.find_inputs(memory_root)
     assert found.bbox == {"validation": f"{memory_root}/validation-annotations-bbox.csv"}
-    names = readers.read_class_descriptions(found.class_descriptions)
+    names = input_files.read_class_descriptions(found.class_descriptions)
     assert names == {"/m/1": "One"}
     rows, _ = readers.read_boxes_file(found.bbox["validation"], "validation", names)
     assert rows["image_id"].to_pylist() == ["a"]
@@ -224,10 +224,10 @@ def test_find_inputs_and_read_on_memory_filesystem(memory_root):
 
 def test_find_inputs_on_missing_root_or_a_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="not found"):
-        readers.find_inputs(str(tmp_path / "nope"))
+        input_files.find_inputs(str(tmp_path / "nope"))
     (tmp_path / "f.csv").write_text(HEADER + "\n")
     with pytest.raises(InputError, match="not a folder"):
-        readers.find_inputs(str(tmp_path / "f.csv"))
+        input_files.find_inputs(str(tmp_path / "f.csv"))
 
 
 @pytest.mark.parametrize(
@@ -241,21 +241,21 @@ def test_find_inputs_on_missing_root_or_a_file_is_an_input_error(tmp_path):
 def test_class_descriptions_with_or_without_header(tmp_path, text):
     path = tmp_path / "class-descriptions.csv"
     path.write_bytes(text.encode())
-    assert readers.read_class_descriptions(str(path)) == {"/m/1": "One", "/m/2": "Two, too"}
+    assert input_files.read_class_descriptions(str(path)) == {"/m/1": "One", "/m/2": "Two, too"}
 
 
 def test_class_descriptions_missing_or_empty_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="not found"):
-        readers.read_class_descriptions(str(tmp_path / "nope.csv"))
+        input_files.read_class_descriptions(str(tmp_path / "nope.csv"))
     (tmp_path / "empty.csv").write_bytes(b"")
     with pytest.raises(InputError, match="empty"):
-        readers.read_class_descriptions(str(tmp_path / "empty.csv"))
+        input_files.read_class_descriptions(str(tmp_path / "empty.csv"))
 
 
 def test_hierarchy_invalid_json_is_an_input_error(tmp_path):
     (tmp_path / "h.json").write_text('{"LabelName": "/m/0", "Subcategory": [')
     with pytest.raises(InputError, match="invalid hierarchy JSON"):
-        readers.read_hierarchy(str(tmp_path / "h.json"))
+        input_files.read_hierarchy(str(tmp_path / "h.json"))
 
 
 def test_hierarchy_repeated_edges_keep_first_position(tmp_path):
@@ -264,7 +264,7 @@ def test_hierarchy_repeated_edges_keep_first_position(tmp_path):
         ' {"LabelName": "/b", "Part": [{"LabelName": "/p"}]}, {"LabelName": "/a",'
         ' "Part": [{"LabelName": "/p"}]}]}'
     )
-    assert readers.read_hierarchy(str(tmp_path / "h.json")) == [
+    assert input_files.read_hierarchy(str(tmp_path / "h.json")) == [
         ("/r", "/a", "Subcategory"),
         ("/a", "/p", "Part"),
         ("/r", "/b", "Subcategory"),

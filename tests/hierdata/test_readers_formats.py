@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hierdata import readers
+from hierdata import input_files, readers
 from hierdata.errors import InputError
 from tests.hierdata.test_readers_chunks import HEADER, LINES, write_lines
 
@@ -63,7 +63,7 @@ def test_deeply_nested_hierarchy_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "bbox_labels_600_hierarchy.json"
     path.write_text(text)
     with pytest.raises(InputError, match="nested deeper than the parser allows"):
-        readers.read_hierarchy(str(path))
+        input_files.read_hierarchy(str(path))
 
 
 def test_moderately_deep_hierarchy_is_read(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_moderately_deep_hierarchy_is_read(tmp_path: Path) -> None:
         node = {"LabelName": f"/m/{level}", "Part": [node]}
     path = tmp_path / "h.json"
     path.write_text(json.dumps(node))
-    assert len(readers.read_hierarchy(str(path))) == 300
+    assert len(input_files.read_hierarchy(str(path))) == 300
 
 
 def test_head_image_ids_are_the_first_distinct_valid_ids(tmp_path: Path) -> None:

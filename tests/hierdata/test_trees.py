@@ -11,7 +11,7 @@ import networkx as nx
 import pyarrow as pa
 import pytest
 
-from hierdata import isa, mining, readers, stats, synth
+from hierdata import input_files, isa, mining, readers, stats, synth
 from hierdata.stats import LabelPairCounts
 from hierdata.trees import (
     ROOT,
@@ -342,8 +342,8 @@ def synthetic_train(tmp_path_factory) -> dict[str, Any]:
     """The synthetic train split run through readers, mining and stats with DESIGN defaults."""
     root = tmp_path_factory.mktemp("synth")
     summary = synth.write_synthetic_dataset(str(root), {"train": 1200})
-    names = readers.read_class_descriptions(summary["class_descriptions"])
-    edges = readers.read_hierarchy(summary["hierarchy"])
+    names = input_files.read_class_descriptions(summary["class_descriptions"])
+    edges = input_files.read_hierarchy(summary["hierarchy"])
     rows, _ = readers.read_boxes_file(summary["splits"]["train"]["path"], "train", names)
     boxes = mining.index_boxes(rows, min_box_area=0.01)
     image_box, candidates = mining.mine_pairs(boxes)

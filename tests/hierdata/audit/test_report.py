@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hierdata import isa, outputs, readers, trees
+from hierdata import input_files, isa, outputs, trees
 from hierdata.audit import tree_stats
 from hierdata.audit.__main__ import main as audit_main
 from tests.hierdata.audit.helpers import accepted_pairs, assert_page_ok, per_split
@@ -20,7 +20,7 @@ def test_official_hierarchy_agreement_of_the_synthetic_truth(demo_output):
     out, stats = demo_output
     agreement = stats["official_hierarchy"]
     hierarchy = stats["run"]["options"]["hierarchy"]
-    official = isa.official_part_pairs(readers.read_hierarchy(hierarchy))
+    official = isa.official_part_pairs(input_files.read_hierarchy(hierarchy))
     found = {tuple(p) for p in agreement["accepted_official_part"]}
     new = {tuple(p) for p in agreement["accepted_new"]}
     assert found | new == accepted_pairs(outputs.read_table(str(out), "label_pairs"))

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hierdata.cross_image import bucket_reservoirs, sample_cross_image
+from hierdata.input_files import read_class_descriptions
 from hierdata.mining import index_boxes
-from hierdata.readers import read_boxes_file, read_class_descriptions
+from hierdata.readers import read_boxes_file
 from schemas.tables import CROSS_PAIRS
 from tests.hierdata.cross_image.helpers import by_key, make_boxes
 
