@@ -37,8 +37,15 @@ def read_table(root: str, table: str) -> pa.Table:
     for url in files:
         fs, path = filesystem(url)
         with fs.open(path, "rb") as handle:
-            parts.append(pq.read_table(handle, schema=schema))
-    return pa.concat_tables(parts).cast(schema)
+            parquet = pq.ParquetFile(handle)
+            missing = [name for name in schema.names if name not in parquet.schema_arrow.names]
+            if missing:
+                raise InputError(
+                    f"{url}: no column {', '.join(missing)}: written by an older version of the "
+                    f"pipeline; rerun the pipeline on this output to read it"
+                )
+            parts.append(parquet.read().select(schema.names).cast(schema))
+    return pa.concat_tables(parts)
 
 
 RUN_KEY = "run_fingerprint"  # trees files: node-link "graph" attribute, Parquet metadata key

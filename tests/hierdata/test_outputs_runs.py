@@ -54,3 +54,20 @@ def test_markers_without_a_run_are_not_compared(tmp_path: Path) -> None:
     url = _shard(tmp_path, 0, None)
     assert "run" not in json.loads(Path(url[:-4] + ".json").read_text())
     check_same_run("run9", [url])
+
+
+def test_a_table_from_an_older_pipeline_is_one_clear_error(tmp_path):
+    """A table without a column of today's schema names the columns and says to rerun."""
+    import pyarrow.parquet as pq
+
+    from hierdata.outputs import read_table
+    from schemas import LABEL_PAIRS
+
+    old = LABEL_PAIRS.empty_table().drop_columns(["iou_median", "same_object"])
+    url = OutputLayout(str(tmp_path)).table_part("label_pairs", "00000")
+    Path(url).parent.mkdir(parents=True)
+    pq.write_table(old, url)
+    with pytest.raises(InputError, match="no column iou_median, same_object: written by an older"):
+        read_table(str(tmp_path), "label_pairs")
+    pq.write_table(LABEL_PAIRS.empty_table(), url)
+    assert read_table(str(tmp_path), "label_pairs").schema == LABEL_PAIRS
