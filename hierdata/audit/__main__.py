@@ -33,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(underscore_option_names(argv, parser_flags(parser)))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Warnings only: a data error must be the first and only line on stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     def body() -> None:
         started = time.perf_counter()

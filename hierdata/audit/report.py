@@ -49,7 +49,8 @@ HIERARCHY_CLASSES = (
 
 
 class _Timer:
-    """Seconds per report stage, logged and kept for stats.json."""
+    """Seconds per report stage, logged at DEBUG and kept for stats.json (stderr is kept for
+    warnings and the one error line)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -58,7 +59,7 @@ class _Timer:
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.seconds[stage] = round(now - self._last, 3)
-        LOG.info("audit: %s %.2f s", stage, now - self._last)
+        LOG.debug("audit: %s %.2f s", stage, now - self._last)
         self._last = now
 
 
