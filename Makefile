@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/bench_audit.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_retrieval.py
+	$(BIN)/python bench/bench_topk_sets.py
 
 clean:
 	rm -rf demo_out .pytest_cache

@@ -1,4 +1,5 @@
-"""Training benchmark: tiny-encoder CPU steps/s; encoder passes per pair (unique crops vs members).
+"""Training benchmark: tiny-encoder CPU steps/s; encoder passes per pair (unique crops vs members);
+the loss forms' cost (per_pair, the paper's eq. 8, against supcon_out) on their own.
 
 Passes are counted from batch plans (no decoding) on demo shards and on Open Images-like boxes
 mined by the real pipeline; with a CUDA device it also times ViT-B/16 in bf16 (pairs/s, MFU).
@@ -29,7 +30,8 @@ from hierdata.outputs import read_table
 from schemas.sample import box_key
 from training.data import expand_shards, read_samples
 from training.encoders import build_encoder
-from training.losses import EntailmentLoss
+from training.geometry import exp_map0
+from training.losses import LOSSES, EntailmentLoss
 from training.pairs import SamplePairs, pack_pairs, plan_batch
 from training.pairs import sample_pairs as expand_sample
 from training.step import EntailmentModel
@@ -223,6 +225,26 @@ def bench_passes(demo_dir: Path, oi_boxes: int, result: dict) -> str:
     return spec
 
 
+def loss_form_rate(n_crops: int, n_pairs: int, repeats: int = 20) -> list[dict]:
+    """Forward + backward of the Lorentz loss alone on (n_crops, 128) points with n_pairs random
+    pairs, per loss form: median milliseconds (CPU)."""
+    generator = torch.Generator().manual_seed(0)
+    tangents = torch.randn(n_crops, 128, generator=generator).requires_grad_()
+    parent = torch.randint(0, n_crops, (n_pairs,), generator=generator)
+    child = (parent + torch.randint(1, n_crops, (n_pairs,), generator=generator)) % n_crops
+    rows = []
+    for form in LOSSES:
+        loss = EntailmentLoss("lorentz", form=form)
+        times = []
+        for _ in range(repeats + 3):
+            started = time.perf_counter()
+            loss(exp_map0(0.1 * tangents, 1.0), parent, child, curv=1.0)["loss"].backward()
+            times.append(time.perf_counter() - started)
+        rows.append({"form": form, "crops": n_crops, "pairs": n_pairs,
+                     "ms": 1000 * statistics.median(times[3:])})  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -233,7 +255,7 @@ def main() -> None:
     )
     parser.add_argument("--oi_boxes", type=int, default=150_000)
     parser.add_argument("--cpu_steps", type=int, default=30)
-    parser.add_argument("--parts", default="passes,cpu,gpu", help="comma list of parts to run")
+    parser.add_argument("--parts", default="passes,cpu,loss,gpu", help="comma list of parts")
     parser.add_argument("--peak_tflops", type=float, default=None, help="GPU bf16 dense peak")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args()
@@ -259,6 +281,11 @@ def main() -> None:
         )
         print(_table(cpu, ["encoder", "batch_pairs", "steps_per_s", "steps_per_s_p10",
                            "pairs_per_s", "crops_per_step"]))  # fmt: skip
+    if "loss" in parts:
+        forms = [row for n in (128, 512) for row in loss_form_rate(n, 2 * n)]
+        result["loss_forms"] = forms
+        print("\nLoss alone, forward + backward on CPU (Lorentz angles, 2 pairs per crop):")
+        print(_table(forms, ["form", "crops", "pairs", "ms"]))
     if "gpu" in parts and torch.cuda.is_available():
         device, name = torch.device("cuda"), torch.cuda.get_device_name()
         peak = _peak_tflops(name, args.peak_tflops)

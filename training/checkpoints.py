@@ -120,7 +120,18 @@ def load_checkpoint(
             f"world size {world} and the same {', '.join(RESUME_KEYS)}"
         )
     model.load_state_dict(load_file(files.model, device=str(device)))
-    optimizer.load_state_dict(state["optimizer"])
+    # The peak learning rates are this run's options (a resume after a non-finite stop lowers
+    # --lr), not the saved ones.
+    base_lrs = [group["base_lr"] for group in optimizer.param_groups]
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except ValueError as err:
+        raise InputError(
+            f"{directory}: its optimizer state does not fit this model ({err}); it predates the "
+            f"backbone / geometry-head learning-rate groups: start a new --output"
+        ) from err
+    for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
+        group["base_lr"] = base_lr
     torch.set_rng_state(state["rng_states"]["cpu"][rank])
     if device.type == "cuda":
         torch.cuda.set_rng_state(state["rng_states"]["cuda"][rank], device)

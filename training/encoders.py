@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from transformers import (
@@ -113,8 +113,9 @@ class HierEncoder(nn.Module):
     """Backbone + linear projection to ``embed_dim`` + geometry head.
 
     lorentz: ``exp_map0(alpha * proj(features), curv)``, the space components of points on the
-    hyperboloid of curvature ``-curv``; ``curv`` (init 1) and ``alpha`` (init ``embed_dim**-0.5``,
-    MERU's) are learnt through their logs and clamped (see LOG_CURV_BOUNDS, LOG_ALPHA_BOUNDS).
+    hyperboloid of curvature ``-curv``; ``curv`` (init 1) and ``alpha`` (init
+    ``start_radius / sqrt(embed_dim)``; MERU's with start_radius 1) are learnt through their logs
+    and clamped (see LOG_CURV_BOUNDS, LOG_ALPHA_BOUNDS).
     euclidean: ``proj(features)``; no curvature or scale (exterior angles are scale invariant).
 
     Args:
@@ -122,15 +123,30 @@ class HierEncoder(nn.Module):
         name: the encoder name in ENCODERS (it fixes the preprocessing and is saved with weights).
         embed_dim: output dimension D.
         geometry: "lorentz" or "euclidean".
+        start_radius: lorentz only: the tangent norm, i.e. geodesic radius, at which the
+            projection of unit-variance features starts (``|proj(f)| ~ sqrt(D)`` at init, times
+            alpha); the measured radius is logged by training (EntailmentLoss "mean_radius").
     """
 
     def __init__(
-        self, backbone: PreTrainedModel, name: str, embed_dim: int = 128, geometry: str = "lorentz"
+        self,
+        backbone: PreTrainedModel,
+        name: str,
+        embed_dim: int = 128,
+        geometry: str = "lorentz",
+        start_radius: float = 1.0,
     ) -> None:
         super().__init__()
         spec = _spec(name)
         if geometry not in GEOMETRIES:
             raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
+        start_alpha = start_radius / math.sqrt(embed_dim)
+        if not LOG_ALPHA_BOUNDS[0] <= math.log(max(start_alpha, 1e-300)) <= LOG_ALPHA_BOUNDS[1]:
+            raise ValueError(
+                f"start_radius must lie in [{math.exp(LOG_ALPHA_BOUNDS[0]) * embed_dim**0.5:.3g}, "
+                f"{math.exp(LOG_ALPHA_BOUNDS[1]) * embed_dim**0.5:.3g}] for embed_dim "
+                f"{embed_dim}, got {start_radius}"
+            )
         if not isinstance(backbone, spec.model_class):
             raise ValueError(f"{name} needs a {spec.model_class.__name__} backbone")
         config = backbone.config
@@ -149,7 +165,7 @@ class HierEncoder(nn.Module):
         nn.init.normal_(self.projection.weight, std=feature_dim**-0.5)
         if geometry == "lorentz":
             self.log_curv = nn.Parameter(torch.tensor(0.0))
-            self.log_alpha = nn.Parameter(torch.tensor(-0.5 * math.log(embed_dim)))
+            self.log_alpha = nn.Parameter(torch.tensor(math.log(start_alpha)))
 
     @property
     def curv(self) -> Tensor | None:
@@ -192,6 +208,7 @@ def build_encoder(
     weights: str | os.PathLike | None = None,
     embed_dim: int = 128,
     geometry: str = "lorentz",
+    start_radius: float = 1.0,
 ) -> HierEncoder:
     """Build a named encoder, with backbone weights from a local file or folder.
 
@@ -203,6 +220,7 @@ def build_encoder(
             checkpoint file (MoCo-v2 .pth.tar, .pt, .pth or .safetensors).
         embed_dim: output dimension D.
         geometry: "lorentz" or "euclidean".
+        start_radius: see HierEncoder.
 
     Returns:
         HierEncoder in training mode, float32.
@@ -225,7 +243,7 @@ def build_encoder(
             backbone.load_state_dict(convert_torchvision_resnet(load_weights_file(path)))
         else:
             raise ValueError(f"{name} loads from a save_pretrained folder, got the file {path}")
-    return HierEncoder(backbone, name, embed_dim, geometry)
+    return HierEncoder(backbone, name, embed_dim, geometry, start_radius)
 
 
 def _from_pretrained_folder(model_class: type[PreTrainedModel], folder: Path) -> PreTrainedModel:
@@ -233,13 +251,16 @@ def _from_pretrained_folder(model_class: type[PreTrainedModel], folder: Path) ->
 
     Mis-shaped weights already raise inside from_pretrained (ignore_mismatched_sizes=False).
     """
-    model, info = model_class.from_pretrained(
-        folder,
-        local_files_only=True,
-        use_safetensors=True,
-        dtype=torch.float32,
-        output_loading_info=True,
-    )
+    try:
+        model, info = model_class.from_pretrained(
+            folder,
+            local_files_only=True,
+            use_safetensors=True,
+            dtype=torch.float32,
+            output_loading_info=True,
+        )
+    except SafetensorError as err:  # a cut or damaged weights file: the user's to replace
+        raise ValueError(f"{folder}: its safetensors weights are not readable ({err})") from err
     # from_pretrained fills absent weights with a random init and only logs it; a wrong folder
     # would then train from noise. Extra weights (a full CLIP's text tower) are fine.
     missing = sorted(info["missing_keys"])
@@ -299,7 +320,11 @@ def load_encoder(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"encoder file not found: {path}")
-    with safe_open(path, framework="pt") as handle:
+    try:
+        opened = safe_open(path, framework="pt")
+    except SafetensorError as err:
+        raise ValueError(f"{path} is not a readable safetensors file ({err})") from err
+    with opened as handle:
         metadata = handle.metadata() or {}
     if metadata.get("format") != _FORMAT:
         raise ValueError(f"{path} was not written by save_encoder (no {_FORMAT} metadata)")

@@ -39,14 +39,29 @@ class NonFiniteError(RuntimeError):
     """The loss or gradient norm is nan or inf: stop before the update corrupts the weights."""
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices and conv kernels only: not on biases, norm gains or the learnt
-    log-curvature, log-scale and log-temperature (decay would pull those towards 1)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
+def is_head_parameter(name: str) -> bool:
+    """The trainable geometry: the projection head, log-curvature, log-scale and
+    log-temperature (EntailmentModel parameter names), as opposed to the backbone."""
+    return name.startswith(("encoder.projection.", "loss.")) or name in (
+        "encoder.log_curv",
+        "encoder.log_alpha",
+    )
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr: float, head_lr: float) -> list[dict]:
+    """AdamW groups: backbone and trainable geometry (is_head_parameter) each with its own peak
+    learning rate (``base_lr``; the loop scales it by the schedule), and weight decay on matrices
+    and conv kernels only: not on biases, norm gains or the learnt log-curvature, log-scale and
+    log-temperature (decay would pull those towards 1)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = []
+    for head, base_lr in ((False, lr), (True, head_lr)):
+        params = [p for n, p in named if is_head_parameter(n) == head]
+        for decay in (True, False):
+            chosen = [p for p in params if (p.ndim >= 2) == decay]
+            groups.append({"params": chosen, "weight_decay": weight_decay if decay else 0.0,
+                           "base_lr": base_lr, "lr": base_lr})  # fmt: skip
+    return groups
 
 
 def build_model(
@@ -56,13 +71,14 @@ def build_model(
     starts from the same weights (DDP also broadcasts rank 0's)."""
     torch.manual_seed(config.seed)
     try:
-        encoder = build_encoder(config.encoder, config.weights, config.embed_dim, config.geometry)
+        encoder = build_encoder(config.encoder, config.weights, config.embed_dim,
+                                config.geometry, config.start_radius)  # fmt: skip
+        loss_fn = EntailmentLoss(config.geometry, config.init_temperature, form=config.loss)
     except (ValueError, FileNotFoundError) as err:
         raise InputError(str(err)) from err
-    loss_fn = EntailmentLoss(config.geometry, config.init_temperature)
     model = EntailmentModel(encoder, loss_fn).to(device)
     optimizer = torch.optim.AdamW(
-        param_groups(model, config.weight_decay),
+        param_groups(model, config.weight_decay, config.lr, config.head_lr),
         lr=config.lr,
         betas=(config.beta1, config.beta2),
         fused=device.type == "cuda",

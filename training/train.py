@@ -79,13 +79,21 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     )
 
 
-def lr_at(step: int, config: TrainConfig) -> float:
-    """Learning rate of update ``step`` (0-based): linear warmup, then cosine to min_lr."""
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Schedule factor of update ``step`` (0-based): linear warmup from 0 to 1, then cosine to
+    ``min_lr / lr``. Every optimizer group's learning rate is its peak (``base_lr``: --lr for
+    the backbone, --head_lr for the trainable geometry) times this factor."""
     if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
+        return (step + 1) / config.warmup_steps
+    floor = config.min_lr / config.lr if config.lr > 0 else 0.0
     decay_steps = max(1, config.max_steps - config.warmup_steps)
     progress = min(1.0, (step - config.warmup_steps) / decay_steps)
-    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
+    return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (1.0 - floor)
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """The backbone's learning rate at update ``step``: --lr times lr_factor."""
+    return config.lr * lr_factor(step, config)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -179,25 +187,31 @@ def batch_stream(
 
 def metrics_record(
     step: int,
-    lr: float,
+    lrs: tuple[float, float],
     out: dict[str, Tensor],
     totals: StepTotals,
-    curv: Tensor | None,
+    encoder: HierEncoder,
     world: int,
     epochs_seen: float,
     seconds: float,
     elapsed: float,
 ) -> dict:
-    """One metrics.jsonl line: loss, both directions, lr, temperature, curvature, gradient
-    norm (means over ranks), pairs and crops (sums), epochs seen and timings."""
+    """One metrics.jsonl line: loss, both directions, the backbone's and the geometry head's
+    learning rates, the trainable geometry (temperature, curvature, embedding scale, mean radius
+    of this rank's batch), gradient norm (mean over ranks), pairs and crops (sums), epochs seen
+    and timings."""
+    curv, alpha = encoder.curv, encoder.alpha
     return {
         "step": step,
         "loss": totals.loss / world,
         "parent_to_child": float(out["parent_to_child"].detach()),
         "child_to_parent": float(out["child_to_parent"].detach()),
-        "lr": lr,
+        "lr": lrs[0],
+        "head_lr": lrs[1],
         "temperature": float(out["temperature"]),
         "curv": None if curv is None else float(curv.detach()),
+        "alpha": None if alpha is None else float(alpha.detach()),
+        "mean_radius": float(out["mean_radius"]),
         "grad_norm": totals.grad_norm / world,
         "pairs": int(totals.pairs),
         "crops": int(totals.crops),
@@ -240,9 +254,9 @@ def train(config: TrainConfig) -> dict[str, Tensor]:
             step_started = time.perf_counter()
             batch = next(batches)
             data_state.advance(batch)
-            lr = lr_at(step, config)
+            factor = lr_factor(step, config)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = group["base_lr"] * factor
             batch = batch.to(device, non_blocking=True)
             out, totals = train_step(
                 ddp_model, model, optimizer, augment, batch, config.grad_clip, step, world
@@ -253,12 +267,13 @@ def train(config: TrainConfig) -> dict[str, Tensor]:
             progress.update(1)
             if metrics is not None and (step % config.log_every == 0 or step == config.max_steps):
                 now = time.perf_counter()
-                record = metrics_record(step, lr, out, totals, encoder.curv, world,
+                lrs = (config.lr * factor, config.head_lr * factor)
+                record = metrics_record(step, lrs, out, totals, encoder, world,
                                         seen_samples / samples_per_epoch, now - step_started,
                                         now - started)  # fmt: skip
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
-                progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
+                progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lrs[0]:.2e}")
             if step % config.checkpoint_every == 0 or step == config.max_steps:
                 # every rank gathers; rank 0 writes, and the others wait for it
                 data_states = gather(data_state.to_tensor(), world, device)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hierdata.errors import InputError
 from training.cli import option
 from training.encoders import ENCODERS
-from training.losses import GEOMETRIES
+from training.losses import GEOMETRIES, LOSSES
 
 
 @dataclass
@@ -24,8 +24,11 @@ class TrainConfig:
     geometry: str = option("lorentz", f"one of {', '.join(GEOMETRIES)}")
     embed_dim: int = option(128, "embedding dimension")
     init_temperature: float = option(0.07, "initial InfoNCE temperature (learnt)")
+    start_radius: float = option(1.0, "lorentz: geodesic radius the embeddings start near")
+    loss: str = option("per_pair", f"one of {', '.join(LOSSES)} (per_pair: the paper's eq. 8)")
     # optimisation
-    lr: float = option(2e-5, "peak AdamW learning rate")
+    lr: float = option(2e-5, "peak AdamW learning rate of the backbone")
+    head_lr: float = option(1e-3, "peak learning rate of projection, curvature, scale, temperature")
     min_lr: float = option(0.0, "learning rate at the end of the cosine decay")
     warmup_steps: int = option(500, "linear warmup from 0 to lr")
     max_steps: int = option(5000, "optimizer steps in all (per rank; all ranks step together)")
@@ -48,7 +51,7 @@ def check_config(config: TrainConfig) -> None:
     counts = ("batch_pairs", "max_steps", "checkpoint_every", "log_every", "keep_checkpoints")
     bad = [f"--{name} {getattr(config, name)}" for name in counts if getattr(config, name) < 1]
     bad += [f"--{name} {getattr(config, name)}" for name in ("num_workers", "warmup_steps",
-            "shuffle_buffer", "lr", "min_lr", "weight_decay", "grad_clip")
+            "shuffle_buffer", "lr", "head_lr", "min_lr", "weight_decay", "grad_clip")
             if getattr(config, name) < 0]  # fmt: skip
     if bad:
         raise InputError(f"invalid options: {', '.join(bad)}")

@@ -30,7 +30,7 @@ from training.encoders import (
     load_encoder,
     save_encoder,
 )
-from training.geometry import lorentz_inner
+from training.geometry import lorentz_distance, lorentz_inner
 
 pytestmark = pytest.mark.usefixtures("no_network")
 
@@ -130,6 +130,22 @@ def test_curvature_and_scale_start_at_meru_values():
     encoder = build_encoder("tiny-vit", embed_dim=64)
     assert encoder.curv.item() == pytest.approx(1.0)
     assert encoder.alpha.item() == pytest.approx(64**-0.5)
+
+
+def test_start_radius_scales_the_initial_embedding_radius():
+    torch.manual_seed(0)
+    images = pixels(batch=16)
+    radii = {}
+    for start in (1.0, 0.25):
+        torch.manual_seed(1)
+        encoder = build_encoder("tiny-vit", embed_dim=64, start_radius=start).eval()
+        assert encoder.alpha.item() == pytest.approx(start * 64**-0.5)
+        with torch.no_grad():
+            radii[start] = lorentz_distance(encoder(images), torch.zeros(16, 64), 1.0)
+    # Same weights, alpha divided by 4: every tangent vector, hence radius, is 4 times shorter.
+    torch.testing.assert_close(radii[0.25], radii[1.0] / 4, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="start_radius"):
+        build_encoder("tiny-vit", embed_dim=64, start_radius=100.0)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,8 @@
-"""Tests for training.losses: the DESIGN entailment loss (bidirectional multi-positive InfoNCE).
+"""Tests for training.losses: the entailment loss in its two forms, the paper's eq. 8 per pair
+("per_pair", the default) and SupCon L_out ("supcon_out").
 
-References are hand-written numpy loops over the docstring formula, independent of the torch code.
+References are hand-written numpy loops over the docstring formulas, independent of the torch code,
+and one case written out term by term.
 """
 
 import math
@@ -10,7 +12,12 @@ import pytest
 import torch
 
 from training.geometry import exp_map0
-from training.losses import EntailmentLoss, bidirectional_infonce, multi_positive_infonce
+from training.losses import (
+    EntailmentLoss,
+    bidirectional_infonce,
+    multi_positive_infonce,
+    per_pair_infonce,
+)
 
 # 2 parents (crops 0, 1) and 3 children (crops 2, 3, 4); child 3 has both parents.
 PARENTS = [0, 0, 1, 1]
@@ -27,10 +34,34 @@ ANGLES = np.array(
 )
 
 
+def _per_pair_reference(
+    angles: np.ndarray, mask: np.ndarray, temperature: float
+) -> tuple[float, float]:
+    """Both directions of eq. 8 by explicit loops, in float64: one term per entailment pair, the
+    denominator that positive plus the crops with no entailment relation to the anchor."""
+    n = len(angles)
+    related = mask | mask.T
+
+    def direction(scores: np.ndarray, positives: np.ndarray) -> float:
+        terms = []
+        for anchor in range(n):
+            others = [k for k in range(n) if k != anchor and not related[anchor, k]]
+            for p in range(n):
+                if positives[anchor, p]:
+                    logit = scores[anchor, p] / temperature
+                    denominator = math.exp(logit) + sum(
+                        math.exp(scores[anchor, k] / temperature) for k in others
+                    )
+                    terms.append(-(logit - math.log(denominator)))
+        return float(np.mean(terms))
+
+    return direction(np.pi - angles, mask), direction(angles, mask.T)
+
+
 def _reference_loss(
     angles: np.ndarray, mask: np.ndarray, temperature: float
 ) -> tuple[float, float]:
-    """Both directions of the loss by explicit loops, in float64."""
+    """Both directions of the SupCon L_out form by explicit loops, in float64."""
     n = len(angles)
 
     def direction(scores: np.ndarray, positives: np.ndarray) -> float:
@@ -53,10 +84,62 @@ def _mask(n: int, parents, children) -> np.ndarray:
     return mask
 
 
-def test_bidirectional_infonce_matches_hand_written_numpy():
+def test_per_pair_form_written_out_for_a_chain_and_an_unrelated_crop():
+    # Crop 0 entails 1 and 2, crop 1 entails 2 (a chain image > box > part); crop 3 is unrelated.
+    # Every anchor's negatives are {3}: the anchor's own parents and children never are.
+    angles = np.array(
+        [
+            [0.0, 0.4, 0.8, 1.5],
+            [2.6, 0.0, 0.5, 1.1],
+            [2.9, 2.2, 0.0, 1.9],
+            [1.0, 1.7, 0.6, 0.0],
+        ]
+    )
+    mask = _mask(4, [0, 0, 1], [1, 2, 2])
+    temperature = 0.5
+
+    def term(positive_score: float, negative_score: float) -> float:
+        a, b = positive_score / temperature, negative_score / temperature
+        return -math.log(math.exp(a) / (math.exp(a) + math.exp(b)))
+
+    beta = np.pi - angles
+    p2c_by_hand = (term(beta[0, 1], beta[0, 3]) + term(beta[0, 2], beta[0, 3])
+                   + term(beta[1, 2], beta[1, 3])) / 3  # fmt: skip
+    c2p_by_hand = (term(angles[1, 0], angles[1, 3]) + term(angles[2, 0], angles[2, 3])
+                   + term(angles[2, 1], angles[2, 3])) / 3  # fmt: skip
+    p2c, c2p = bidirectional_infonce(torch.tensor(angles), torch.tensor(mask), temperature)
+    assert (p2c.item(), c2p.item()) == pytest.approx((p2c_by_hand, c2p_by_hand), abs=1e-12)
+    # The SupCon L_out form differs: crop 1's parent 0 competes in its parent -> child softmax.
+    old_p2c, _ = bidirectional_infonce(
+        torch.tensor(angles), torch.tensor(mask), temperature, form="supcon_out"
+    )
+    assert abs(old_p2c.item() - p2c_by_hand) > 0.1
+
+
+def test_per_pair_form_matches_hand_written_numpy():
+    mask = _mask(5, PARENTS, CHILDREN)
+    p2c, c2p = bidirectional_infonce(torch.tensor(ANGLES), torch.tensor(mask), 0.3)
+    expected = _per_pair_reference(ANGLES, mask, 0.3)
+    assert (p2c.item(), c2p.item()) == pytest.approx(expected, abs=1e-10)
+
+
+def test_per_pair_infonce_term_without_negatives_is_zero_with_finite_gradients():
+    logits = torch.tensor([[0.0, 2.0, 1.0], [0.5, 0.0, 3.0]], requires_grad=True)
+    positives = torch.tensor([[False, True, False], [False, False, True]])
+    negatives = torch.tensor([[False, False, True], [False, False, False]])  # row 1: none
+    loss = per_pair_infonce(logits, positives, negatives)
+    row0 = math.log1p(math.exp(1.0 - 2.0))
+    assert loss.item() == pytest.approx(row0 / 2, abs=1e-7)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad[1].abs().sum() == 0
+
+
+def test_supcon_out_form_matches_hand_written_numpy():
     mask = _mask(5, PARENTS, CHILDREN)
     temperature = 0.3
-    p2c, c2p = bidirectional_infonce(torch.tensor(ANGLES), torch.tensor(mask), temperature)
+    p2c, c2p = bidirectional_infonce(
+        torch.tensor(ANGLES), torch.tensor(mask), temperature, form="supcon_out"
+    )
     expected = _reference_loss(ANGLES, mask, temperature)
     assert (p2c.item(), c2p.item()) == pytest.approx(expected, abs=1e-10)
     # The child->parent direction written out: anchors are children 2, 3, 4, scores alpha = ext.
@@ -83,13 +166,14 @@ def test_multi_positive_infonce_averages_over_positives_then_anchors():
     assert loss.item() == pytest.approx((row0 + row1) / 2, abs=1e-12)
 
 
-def test_same_crop_is_never_its_own_negative():
+@pytest.mark.parametrize("form", ["per_pair", "supcon_out"])
+def test_same_crop_is_never_its_own_negative(form):
     mask = torch.tensor(_mask(5, PARENTS, CHILDREN))
-    base = [value.item() for value in bidirectional_infonce(torch.tensor(ANGLES), mask, 0.3)]
+    base = [v.item() for v in bidirectional_infonce(torch.tensor(ANGLES), mask, 0.3, form)]
     # Any self-angle (pi/2 from the clamps, or anything else) leaves the loss unchanged.
     for diagonal in (0.0, math.pi / 2, math.pi):
         angles = torch.tensor(ANGLES).fill_diagonal_(diagonal)
-        values = [value.item() for value in bidirectional_infonce(angles, mask, 0.3)]
+        values = [value.item() for value in bidirectional_infonce(angles, mask, 0.3, form)]
         assert values == pytest.approx(base, abs=1e-12)
     # With one pair the positive is the only candidate in both directions: the loss is exactly 0
     # (it would be positive if the anchor competed with itself).
@@ -110,19 +194,23 @@ def _euclidean_angles(points: np.ndarray) -> np.ndarray:
     return np.pi - np.arccos(np.clip(cos_interior, -1.0, 1.0))
 
 
-def test_entailment_loss_matches_numpy_for_two_parents_three_children():
+@pytest.mark.parametrize(
+    ("form", "reference"), [("per_pair", _per_pair_reference), ("supcon_out", _reference_loss)]
+)
+def test_entailment_loss_matches_numpy_for_two_parents_three_children(form, reference):
     points = np.array([[0.5, 0.1], [-0.2, 0.6], [1.4, 0.3], [0.3, 1.5], [-1.0, 2.2]])
-    loss = EntailmentLoss("euclidean", init_temperature=0.2)
+    loss = EntailmentLoss("euclidean", init_temperature=0.2, form=form)
     out = loss(
         torch.tensor(points, dtype=torch.float32), torch.tensor(PARENTS), torch.tensor(CHILDREN)
     )
-    expected_p2c, expected_c2p = _reference_loss(
+    expected_p2c, expected_c2p = reference(
         _euclidean_angles(points), _mask(5, PARENTS, CHILDREN), 0.2
     )
     assert out["parent_to_child"].item() == pytest.approx(expected_p2c, abs=1e-5)
     assert out["child_to_parent"].item() == pytest.approx(expected_c2p, abs=1e-5)
     assert out["loss"].item() == pytest.approx((expected_p2c + expected_c2p) / 2, abs=1e-5)
     assert out["temperature"].item() == pytest.approx(0.2)
+    assert out["mean_radius"].item() == pytest.approx(np.linalg.norm(points, axis=1).mean())
     assert out["loss"].dtype == torch.float32
 
 
@@ -137,7 +225,7 @@ def test_positive_mask_adds_positives_and_defaults_to_the_pairs():
     # Crop 0 also entails crop 4 (e.g. a transitive relation): one more positive in each direction.
     extra = torch.tensor(_mask(5, PARENTS + [0], CHILDREN + [4]))
     expected = np.mean(
-        _reference_loss(_euclidean_angles(points.double().numpy()), extra.numpy(), 0.07)
+        _per_pair_reference(_euclidean_angles(points.double().numpy()), extra.numpy(), 0.07)
     )
     assert abs(expected - default) > 1e-2
     assert loss(points, *pairs, positive_mask=extra)["loss"].item() == pytest.approx(
@@ -207,6 +295,7 @@ def test_loss_runs_in_float32_under_autocast_with_bf16_embeddings():
     ("kwargs", "call", "message"),
     [
         ({"geometry": "poincare"}, None, "geometry"),
+        ({"form": "supcon"}, None, "loss form"),
         ({"init_temperature": 5.0}, None, "temperature"),
         ({}, {"curv": None}, "curv"),
         ({}, {"parents": [0, 2], "children": [1, 2]}, "same crop"),

@@ -16,6 +16,7 @@ import torch.multiprocessing as mp
 from training import losses
 from training import train as train_module
 from training.encoders import load_encoder
+from training.step import build_model
 from training.train import lr_at, main, parse_config, train
 from training.train_config import TrainConfig
 
@@ -28,7 +29,8 @@ def shards(tiny_run) -> str:
 def _config(shards: str, output: Path, **overrides) -> TrainConfig:
     options = {
         "shards": shards, "output": str(output), "encoder": "tiny-vit", "batch_pairs": 48,
-        "shuffle_buffer": 32, "num_workers": 0, "lr": 1e-3, "warmup_steps": 3, "max_steps": 20,
+        "shuffle_buffer": 32, "num_workers": 0, "lr": 1e-3, "head_lr": 3e-3, "warmup_steps": 3,
+        "max_steps": 20,
         "log_every": 1, "checkpoint_every": 100, "seed": 0, "device": "cpu",
     }  # fmt: skip
     return TrainConfig(**{**options, **overrides})
@@ -63,8 +65,13 @@ def test_metrics_follow_warmup_and_report_temperature_and_curvature(short_run):
     output, _ = short_run
     records = _metrics(output)
     assert [r["lr"] for r in records[:3]] == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3])
+    assert [r["head_lr"] for r in records[:3]] == pytest.approx([1e-3, 2e-3, 3e-3])
     assert records[-1]["lr"] < records[3]["lr"]
     assert all(0.01 <= r["temperature"] <= 1.0 and 0.1 <= r["curv"] <= 10.0 for r in records)
+    # The trainable geometry moves at its own learning rate; the radius is measured, not assumed.
+    assert records[-1]["alpha"] != pytest.approx(128**-0.5, rel=1e-3)
+    assert records[-1]["curv"] != pytest.approx(1.0, rel=1e-3)
+    assert all(0 < r["mean_radius"] < 10 for r in records)
     assert records[0]["temperature"] == pytest.approx(0.07, abs=1e-6)
     assert all(r["crops"] < 2 * r["pairs"] for r in records)  # unique crops, not pair members
     config = json.loads((output / "config.json").read_text())
@@ -188,7 +195,7 @@ def test_a_checkpoint_with_a_malicious_pickle_is_refused(shards, tmp_path, capsy
 
 
 def test_non_finite_loss_stops_with_exit_code_3(shards, tmp_path, monkeypatch, capsys):
-    def nan_infonce(angles, positive_mask, temperature):
+    def nan_infonce(angles, *args):
         nan = angles.sum() * float("nan")
         return nan, nan
 
@@ -198,6 +205,26 @@ def test_non_finite_loss_stops_with_exit_code_3(shards, tmp_path, monkeypatch, c
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: non-finite loss or gradient (step 0:")
     assert not (output / "checkpoints").exists() and not (output / "encoder.safetensors").exists()
+
+
+@pytest.mark.parametrize("geometry", ["lorentz", "euclidean"])
+def test_backbone_and_trainable_geometry_get_their_own_learning_rates(geometry):
+    config = TrainConfig(encoder="tiny-vit", geometry=geometry, lr=1e-4, head_lr=1e-2)
+    model, optimizer = build_model(config, torch.device("cpu"))
+    names = {id(p): n for n, p in model.named_parameters()}
+    head = {
+        names[id(p)] for g in optimizer.param_groups if g["base_lr"] == 1e-2 for p in g["params"]
+    }
+    expected = {"encoder.projection.weight", "loss.log_temperature"}
+    if geometry == "lorentz":
+        expected |= {"encoder.log_curv", "encoder.log_alpha"}
+    assert head == expected
+    backbone = [g for g in optimizer.param_groups if g["base_lr"] == 1e-4]
+    assert sum(len(g["params"]) for g in backbone) == len(names) - len(expected)
+    decayed = {
+        names[id(p)] for g in optimizer.param_groups if g["weight_decay"] for p in g["params"]
+    }
+    assert "encoder.projection.weight" in decayed and "loss.log_temperature" not in decayed
 
 
 def test_lr_warms_up_linearly_then_decays_by_cosine_to_min_lr():

@@ -1,5 +1,6 @@
 """HierNet-style hierarchy clustering metrics: Ward clustering of crop embeddings cut at every
-depth of the label tree, scored by AMI, purity and (optionally, through POT) HHOT.
+depth of the label tree, scored by clustering accuracy (Hungarian matching), AMI, purity and
+(optionally, through POT) HHOT.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
@@ -20,6 +22,18 @@ def purity(truth: np.ndarray, clusters: np.ndarray) -> float:
     ``sum_k max_c |cluster k with label c| / N``; 1 for a clustering that never mixes labels.
     """
     return float(contingency_matrix(truth, clusters).max(0).sum() / len(truth))
+
+
+def clustering_accuracy(truth: np.ndarray, clusters: np.ndarray) -> float:
+    """HierNet's clustering accuracy: the fraction of items whose cluster is matched to their
+    label by the best one-to-one matching of clusters to labels (Hungarian, scipy's
+    linear_sum_assignment); clusters or labels left unmatched count as wrong.
+
+    ``max_{matching m} sum_k |cluster k with label m(k)| / N``; 1 for a perfect clustering.
+    """
+    table = contingency_matrix(truth, clusters)
+    rows, columns = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, columns].sum() / len(truth))
 
 
 def _require_pot():
@@ -65,12 +79,13 @@ def ward_linkage(embeddings: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ClusteringScore:
-    """Ward clustering cut at one tree depth: its cluster count, items, AMI, purity and HHOT
-    (None unless computed)."""
+    """Ward clustering cut at one tree depth: its cluster count, items, clustering accuracy,
+    AMI, purity and HHOT (None unless computed)."""
 
     depth: int
     clusters: int
     items: int
+    accuracy: float
     ami: float
     purity: float
     hhot: float | None
@@ -121,6 +136,7 @@ def hierarchy_clustering_scores(
                 depth=depth,
                 clusters=n_clusters,
                 items=len(codes),
+                accuracy=clustering_accuracy(truth, clusters),
                 ami=float(adjusted_mutual_info_score(truth, clusters)),
                 purity=purity(truth, clusters),
                 hhot=hhot(truth, clusters, distance) if with_hhot else None,

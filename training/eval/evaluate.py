@@ -5,17 +5,18 @@ the radial-embedding terms; writes OUTPUT/report.json, report.md and plots/*.png
 Run: ``python -m training.evaluate --shards 'OUT/shards/validation/validation-{000000..000001}.tar'
 --trees OUT/trees --checkpoint TRAIN_OUT/encoder.safetensors --output EVAL_OUT``, or with
 ``--zero-shot --encoder NAME [--weights LOCAL]`` instead of ``--checkpoint`` for the untuned
-baseline (the backbone's pooled features scored by cosine; with no --weights a random init,
-which is a floor, not a pre-trained baseline).
+baseline (as pre-trained: CLIP's projected image embedding, a ResNet's pooled features, scored
+by cosine; with no --weights a random init, which is a floor, not a pre-trained baseline).
 
 Every unique crop of the split (whole images and their boxes, not the xNNN copies) is embedded
 once and cached (training.eval.embed), so repeated evaluations skip the encoder. Whole images are
-the parents; boxes covering 5-30% of their image the children (training.eval.queries). Metrics:
-same-class Top-5/10/50/100 both ways; hierarchical precision, recall and OT at Top-K against
-down(labels(I)); precision-recall curves over angle (tuned) or cosine (zero-shot) thresholds;
-Ward clustering AMI/purity (and HHOT) per tree depth; the radial probe; kNN on an ImageFolder
-(training.eval.sections, clustering, radial, knn; report.md by training.eval.report, the PNGs by
-training.eval.plots).
+the parents; boxes covering 5-30% of their image the children (training.eval.queries); 10,000
+image and 10,000 box queries (capped by the split). Metrics: same-class precision@k and hit@k,
+k = 5/10/50/100, both ways; hierarchical precision, recall and OT at the paper's Top-K (Table 2's
+K as fractions of the candidates) against down(labels(I)); precision-recall curves over angle
+(tuned) or cosine (zero-shot) thresholds; Ward clustering accuracy/AMI/purity (and HHOT) per
+tree depth; the radial probes; kNN on an ImageFolder (training.eval.sections, hierarchical,
+clustering, radial, knn; report.md by training.eval.report, the PNGs by training.eval.plots).
 
 Exit codes: 0 done; 2 a user error (bad option, missing shards, trees or checkpoint), one line.
 """
@@ -49,6 +50,7 @@ from training.encoders import ENCODERS
 from training.eval import plots
 from training.eval.clustering import hierarchy_clustering_scores
 from training.eval.embed import Embedded, load_or_embed
+from training.eval.hierarchical import PAPER_TOP_K_FRACTIONS
 from training.eval.knn import knn_metrics
 from training.eval.labels import LabelIndex
 from training.eval.models import EmbeddingModel, from_checkpoint, zero_shot
@@ -64,6 +66,9 @@ from training.eval.sections import (
 )
 from training.runtime import resolve_device
 
+# Table 2's K = 150k, 200k, 250k of 600k candidates, as fractions (4 digits: 0.25, 0.3333, ...).
+PAPER_TOP_K_OPTION = ",".join(f"{fraction:.4f}" for fraction in PAPER_TOP_K_FRACTIONS)
+
 
 @dataclass
 class EvalConfig:
@@ -75,10 +80,10 @@ class EvalConfig:
     encoder: str = option("tiny-vit", f"zero-shot encoder: one of {', '.join(ENCODERS)}")
     weights: str | None = option(None, "zero-shot backbone weights (local); none: random init")
     seed: int = option(0, "seeds the query subsets (and a zero-shot random init)")
-    max_queries: int = option(1000, "at most this many parent and this many child queries")
+    max_queries: int = option(10_000, "at most this many image and this many box queries")
     min_child_area: float = option(CHILD_AREA[0], "child crops: box area fraction >= this")
     max_child_area: float = option(CHILD_AREA[1], "child crops: box area fraction <= this")
-    top_k: str = option("10,50,100,0.05,0.2", "hierarchical Top-K: counts or fractions")
+    top_k: str = option(PAPER_TOP_K_OPTION, "hierarchical Top-K: counts or fractions")
     cache_dir: str | None = option(None, "embedding cache (any fsspec URL); none: OUTPUT/cache")
     knn_folder: str | None = option(None, "ImageFolder with train/ and val/ class folders")
     knn_k: int = option(5, "kNN neighbours (majority vote by cosine)")
@@ -219,7 +224,7 @@ def evaluate(config: EvalConfig) -> dict:
         config.cluster_max_items,
         config.seed,
     )
-    report["radial"] = radial_metrics(emb, ev, model.curv)
+    report["radial"] = radial_metrics(emb, ev, model, config.seed)
     report["knn"] = (
         knn_metrics(model, config.knn_folder, config.knn_k, config.batch_size, config.workers)
         if config.knn_folder

@@ -65,30 +65,31 @@ def pr_plot(curves: Sequence[dict], label_of=lambda c: c["score"]) -> bytes:
     return _png(figure)
 
 
-def radius_plot(probes: dict[str, dict]) -> bytes:
-    """Mean radius and mean angle from the root per label-tree depth, one line per probe."""
+def radius_plot(radial: dict) -> bytes:
+    """Mean radius per label-tree depth (one line per crop set), and the radial entailment angle
+    of entailment vs unrelated pairs for each root."""
     figure = Figure(figsize=(10, 3.8))
     left, right = figure.subplots(1, 2)
-    for name, probe in probes.items():
-        rows = probe["per_depth"]
-        depth = [r["depth"] for r in rows]
-        tau = fmt(probe["kendall_tau"])
-        left.plot(depth, [r["mean_radius"] for r in rows], marker="o", label=f"{name} τ={tau}")
-        right.plot(
-            depth, [math.degrees(r["mean_angle_from_root"]) for r in rows], marker="o", label=name
-        )
+    for name in ("all_crops", "boxes_only"):
+        rows = radial[name]["per_depth"]
+        tau = fmt(radial[name]["kendall_tau"])
+        left.plot([r["depth"] for r in rows], [r["mean_radius"] for r in rows], marker="o",
+                  label=f"{name} τ={tau}")  # fmt: skip
     left.set(
         title="embedding radius by depth (0 = whole image)",
         xlabel="label-tree depth",
         ylabel="mean radius",
     )
-    right.set(
-        title="exterior angle from the mean embedding",
-        xlabel="label-tree depth",
-        ylabel="mean angle (°)",
-    )
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    probes = radial["entailment"]
+    places = np.arange(len(probes))
+    for offset, key, label in ((-0.2, "entailed_mean", "entailed"),
+                               (0.2, "unrelated_mean", "unrelated")):  # fmt: skip
+        degrees = [math.degrees(p[key]) if p[key] is not None else np.nan for p in probes]
+        right.bar(places + offset, degrees, width=0.4, label=label)
+    right.set_xticks(places, [f"{p['root']}\nAUC {fmt(p['auc'])}" for p in probes])
+    right.set(title="ext(u − r, v − r) by root r", ylabel="mean angle (°)")
     for axes in (left, right):
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     figure.tight_layout()

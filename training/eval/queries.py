@@ -28,11 +28,12 @@ class EvalSet:
         parents: (P,) rows of whole images; parent_labels (P, L) bool multi-hot of the tree
             labels of each image's kept boxes.
         children: (C,) rows of the child crops (area in [min, max], label in the tree);
-            child_codes (C,) their label codes; child_parent (C,) index into parents of the
-            image each child was cut from.
+            child_codes (C,) their label codes.
         parent_queries: (Qp,) sorted indices into parents, a seeded random subset.
         child_queries: (Qc,) sorted indices into children, a seeded random subset.
-        boxes: (B,) rows of every box whose label is in the tree; box_codes (B,) their codes.
+        boxes: (B,) rows of every box whose label is in the tree; box_codes (B,) their codes;
+            box_tree_parent (B,) the row of each box's parent in its image's tree (the whole
+            image, or the smallest enclosing accepted box): the entailment pairs of the crops.
         depth: (N,) label-tree depth of every crop: 0 for whole images (the root "scene"),
             -1 for a box whose label the tree lacks.
         unknown_labels: box labels missing from the tree, sorted.
@@ -43,24 +44,52 @@ class EvalSet:
     parent_labels: np.ndarray
     children: np.ndarray
     child_codes: np.ndarray
-    child_parent: np.ndarray
     parent_queries: np.ndarray
     child_queries: np.ndarray
     boxes: np.ndarray
     box_codes: np.ndarray
+    box_tree_parent: np.ndarray
     depth: np.ndarray
     unknown_labels: list[str]
 
-    def same_class_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Parent -> child same-class queries: one per (sampled image, label of one of its
-        children), deduplicated.
+    def entailment_pairs(
+        self, max_pairs: int = 10_000, seed: int = 0, tries: int = 20
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Seeded entailment pairs of the crops and one unrelated partner for each.
+
+        The pairs are (tree parent, box) edges of the per-image trees (box_tree_parent) whose
+        parent is a whole image or a box with a tree label, at most ``max_pairs`` of them. The
+        unrelated partner is a random box whose label is outside down(labels(parent)); pairs
+        without one after ``tries`` draws are dropped.
 
         Returns:
-            (M,) indices into parents and (M,) label codes the image should retrieve.
+            (P,) parent rows, (P,) child rows and (P,) unrelated rows of the crop table.
         """
-        sampled = np.isin(self.child_parent, self.parent_queries)
-        flat = np.unique(self.child_parent[sampled] * self.labels.size + self.child_codes[sampled])
-        return flat // self.labels.size, flat % self.labels.size
+        if not len(self.boxes):
+            return (np.zeros(0, np.int64),) * 3
+        rng = np.random.default_rng([seed, 3])
+        image_of = np.full(len(self.depth), -1)
+        image_of[self.parents] = np.arange(len(self.parents))
+        code_of = np.full(len(self.depth), -1)
+        code_of[self.boxes] = self.box_codes
+        parent = self.box_tree_parent
+        usable = np.flatnonzero((image_of[parent] >= 0) | (code_of[parent] >= 0))
+        if len(usable) > max_pairs:
+            usable = np.sort(rng.choice(usable, max_pairs, replace=False))
+        parent, child = parent[usable], self.boxes[usable]
+        images = image_of[parent] >= 0
+        allowed = np.empty((len(parent), self.labels.size), dtype=bool)
+        allowed[images] = self.labels.accepted(self.parent_labels[image_of[parent[images]]])
+        one_hot = np.eye(self.labels.size, dtype=bool)[code_of[parent[~images]]]
+        allowed[~images] = self.labels.accepted(one_hot)
+        partner = np.full(len(parent), -1)
+        for _ in range(tries):
+            open_rows = np.flatnonzero(partner < 0)
+            draw = rng.integers(len(self.boxes), size=len(open_rows))
+            fine = ~allowed[open_rows, self.box_codes[draw]]
+            partner[open_rows[fine]] = self.boxes[draw[fine]]
+        kept = partner >= 0
+        return parent[kept], child[kept], partner[kept]
 
     def counts(self) -> dict[str, int]:
         return {
@@ -84,11 +113,26 @@ def _subset(n: int, max_queries: int | None, seed: int, stream: int) -> np.ndarr
     return np.sort(np.random.default_rng([seed, stream]).choice(n, max_queries, replace=False))
 
 
+def tree_parent_rows(crops: pa.Table, boxes: np.ndarray) -> np.ndarray:
+    """(B,) crop-table row of each box's parent in its image's tree (image_id, tree_parent).
+
+    Raises ValueError when a parent is missing from the table.
+    """
+    ident = pc.binary_join_element_wise(crops.column("image_id"), crops.column("key"), "/")
+    wanted = pc.binary_join_element_wise(
+        crops.column("image_id").take(boxes), crops.column("tree_parent").take(boxes), "/"
+    )
+    rows = pc.index_in(wanted, value_set=ident.combine_chunks())
+    if rows.null_count:
+        raise ValueError("a box's tree parent (its image or a box) is missing from the crop table")
+    return rows.to_numpy().astype(np.int64)
+
+
 def build_eval_set(
     crops: pa.Table,
     labels: LabelIndex,
     child_area: tuple[float, float] = CHILD_AREA,
-    max_queries: int | None = 1000,
+    max_queries: int | None = 10_000,
     seed: int = 0,
 ) -> EvalSet:
     """Parents, children and their seeded query subsets from an embedded crop table.
@@ -97,8 +141,8 @@ def build_eval_set(
         crops: training.eval.embed.CROPS rows.
         labels: codes of the label tree the ground truth comes from.
         child_area: inclusive [min, max] box area fraction of a child crop.
-        max_queries: at most this many parent queries and this many child queries (None: all);
-            the candidates are never subsampled.
+        max_queries: at most this many parent queries and this many child queries (None: all;
+            the paper's 10,000 each); the candidates are never subsampled.
         seed: seed of the query subsets.
     """
     kind = crops.column("kind")
@@ -125,12 +169,6 @@ def build_eval_set(
     area = crops.column("area_fraction").to_numpy()[boxes]
     is_child = (area >= child_area[0]) & (area <= child_area[1])
     children, child_codes = boxes[is_child], box_codes[is_child]
-    ids = crops.column("image_id").to_numpy(zero_copy_only=False)
-    order = np.argsort(ids[parents], kind="stable")
-    position = np.searchsorted(ids[parents], ids[children], sorter=order)
-    child_parent = order[np.minimum(position, len(order) - 1)]
-    if len(children) and np.any(ids[parents][child_parent] != ids[children]):
-        raise ValueError("a box crop has no whole-image crop in the table")
 
     return EvalSet(
         labels=labels,
@@ -138,11 +176,11 @@ def build_eval_set(
         parent_labels=parent_labels,
         children=children,
         child_codes=child_codes,
-        child_parent=child_parent,
         parent_queries=_subset(len(parents), max_queries, seed, 0),
         child_queries=_subset(len(children), max_queries, seed, 1),
         boxes=boxes,
         box_codes=box_codes,
+        box_tree_parent=tree_parent_rows(crops, boxes),
         depth=depth,
         unknown_labels=sorted(set(box_labels.filter(pa.array(~known)).to_pylist())),
     )

@@ -1,6 +1,10 @@
-"""Radial-embedding probe: do general labels sit near the origin and specific ones further out?
+"""Radial-embedding probes: the exterior angle seen from an entailment root over entailment pairs
+(the Radial Embeddings paper), and whether general labels sit near the origin (radius vs depth).
 
-Exterior angles seen from a root point, embedding radius, and Kendall tau of radius vs depth.
+RE measures entailment u ⊃ v by the Euclidean exterior angle ``ext(u - r, v - r)`` with a root r
+taking the origin's place: small when v lies further out along the ray from r through u. Lorentz
+embeddings are read in the tangent space at the origin (log_map0), where the arithmetic
+``u - r`` is Euclidean.
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau
+from scipy.stats import kendalltau, mannwhitneyu
 from torch import Tensor
 
-from training.geometry import euclidean_exterior_angle, exterior_angle, lorentz_distance
+from training.geometry import euclidean_exterior_angle, lorentz_distance
 
 
 def radius(embeddings: Tensor, curv: float | None = None) -> Tensor:
@@ -30,29 +34,60 @@ def radius(embeddings: Tensor, curv: float | None = None) -> Tensor:
     return lorentz_distance(embeddings, torch.zeros_like(embeddings), float(curv))
 
 
-def angles_from_root(
-    embeddings: Tensor, root: Tensor | None = None, curv: float | None = None
-) -> Tensor:
-    """Exterior angle ``ext(root, x)`` at the root towards every embedding.
+def tangent_vectors(embeddings: Tensor, curv: float | None = None) -> Tensor:
+    """(N, D) vectors in which the probe's Euclidean arithmetic runs: log_map0 of Lorentz space
+    components (direction kept, length = geodesic radius), Euclidean vectors unchanged."""
+    if curv is None:
+        return embeddings
+    norms = embeddings.norm(dim=-1, keepdim=True)
+    # A point at the origin has no direction: its tangent vector is 0, not 0/0.
+    return torch.where(norms > 0, embeddings * radius(embeddings, curv)[:, None] / norms, 0.0)
 
-    Small when x lies further out along the root's ray (inside its entailment cone), pi/2
-    sideways, near pi back towards the origin.
+
+def root_angles(vectors: Tensor, parents: Tensor, children: Tensor, root: Tensor) -> Tensor:
+    """RE's entailment angle ``ext(u - r, v - r)`` for pairs (u, v) = (vectors[parents[i]],
+    vectors[children[i]]): (P,) radians, 0 when v lies beyond u on the ray from the root r."""
+    shifted = vectors - root.to(vectors)[None, :]
+    return euclidean_exterior_angle(shifted[parents], shifted[children])
+
+
+@dataclass(frozen=True)
+class EntailmentAngles:
+    """RE's probe with one root: mean ``ext(u - r, v - r)`` (radians) over the entailment pairs
+    and over as many unrelated pairs (the same u, a crop outside down(labels(u))), and the AUC:
+    the probability that an entailment pair has the smaller angle (ties count 1/2; 0.5 = no
+    signal, 1 = every entailment pair inside every unrelated one)."""
+
+    root: str
+    pairs: int
+    entailed_mean: float
+    unrelated_mean: float
+    auc: float
+
+
+def entailment_angles(
+    vectors: Tensor,
+    parents: np.ndarray,
+    children: np.ndarray,
+    unrelated: np.ndarray,
+    root: Tensor,
+    root_name: str,
+) -> EntailmentAngles:
+    """EntailmentAngles of pairs (parents[i], children[i]) against (parents[i], unrelated[i]).
 
     Args:
-        embeddings: (N, D) points.
-        root: (D,) apex; default the mean embedding (for Lorentz, the mean of the space
-            components, itself a point on the hyperboloid).
-        curv: Lorentz curvature, or None for the Euclidean angle.
-
-    Returns:
-        (N,) angles in [1.4e-3, pi - 1.4e-3] (see training.geometry).
+        vectors: (N, D) tangent_vectors of every crop; parents, children, unrelated: (P,) rows.
+        root: (D,) the entailment root r, in the same space.
     """
-    if root is None:
-        root = embeddings.mean(0)
-    apex = root.to(embeddings)[None, :].expand_as(embeddings)
-    if curv is None:
-        return euclidean_exterior_angle(apex, embeddings)
-    return exterior_angle(apex, embeddings, float(curv))
+    index = [torch.as_tensor(a, dtype=torch.int64) for a in (parents, children, unrelated)]
+    entailed = root_angles(vectors, index[0], index[1], root).double().numpy()
+    other = root_angles(vectors, index[0], index[2], root).double().numpy()
+    if not len(entailed):
+        return EntailmentAngles(root_name, 0, math.nan, math.nan, math.nan)
+    smaller = mannwhitneyu(other, entailed).statistic / (len(other) * len(entailed))
+    return EntailmentAngles(
+        root_name, len(entailed), float(entailed.mean()), float(other.mean()), float(smaller)
+    )
 
 
 def kendall_tau(radii: np.ndarray, depths: np.ndarray) -> tuple[float, float]:
@@ -66,13 +101,11 @@ def kendall_tau(radii: np.ndarray, depths: np.ndarray) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class DepthStats:
-    """The crops at one label-tree depth: how many, their mean radius and mean exterior angle
-    from the root (radians)."""
+    """The crops at one label-tree depth: how many and their mean radius."""
 
     depth: int
     items: int
     mean_radius: float
-    mean_angle_from_root: float
 
 
 @dataclass(frozen=True)
@@ -84,29 +117,21 @@ class RadialProbe:
     per_depth: list[DepthStats]
 
 
-def radial_probe(
-    embeddings: Tensor, depths: np.ndarray, curv: float | None = None, root: Tensor | None = None
-) -> RadialProbe:
-    """Radius-depth Kendall tau and per-depth mean radius and root angle.
+def radial_probe(embeddings: Tensor, depths: np.ndarray, curv: float | None = None) -> RadialProbe:
+    """Radius-depth Kendall tau and per-depth mean radius.
 
     Args:
         embeddings: (N, D) crop embeddings; depths: (N,) tree depth of each crop's label.
-        curv, root: see angles_from_root.
+        curv: Lorentz curvature, or None for Euclidean vectors.
 
     Returns:
         The probe, with one DepthStats per depth present (ascending).
     """
     depths = np.asarray(depths)
     radii = radius(embeddings, curv).double().cpu().numpy()
-    angles = angles_from_root(embeddings, root, curv).double().cpu().numpy()
     tau, p_value = kendall_tau(radii, depths)
     per_depth = [
-        DepthStats(
-            depth=int(d),
-            items=int((depths == d).sum()),
-            mean_radius=float(radii[depths == d].mean()),
-            mean_angle_from_root=float(angles[depths == d].mean()),
-        )
+        DepthStats(int(d), int((depths == d).sum()), float(radii[depths == d].mean()))
         for d in np.unique(depths)
     ]
     return RadialProbe(tau if not math.isnan(tau) else None, p_value, per_depth)

@@ -18,7 +18,7 @@ from schemas.training_layout import (
     RETRIEVAL_GRID_PNG,
     plot_name,
 )
-from training.eval.metrics import CHILD_TO_PARENT, PARENT_TO_CHILD, TOPK_ACCURACY_KS
+from training.eval.metrics import CHILD_TO_PARENT, PARENT_TO_CHILD, SAME_CLASS_KS
 
 ARROWS = {PARENT_TO_CHILD: "parent → child", CHILD_TO_PARENT: "child → parent"}
 
@@ -66,26 +66,32 @@ def _find(rows: list[dict], **match) -> dict | None:
 class Headline:
     """The few numbers a comparison table needs, for one score.
 
-    c2p/p2c top-k: same-class accuracy; hier P/R/OT: parent -> child at the first Top-K
-    (hier_k); chance_precision: a random ranking's parent -> child precision; PR area:
-    parent -> child; AMI/purity: means over tree depths; tau: radius vs depth over all crops;
-    knn: accuracy (None without --knn_folder). None where the report lacks the number.
+    c2p/p2c precision@k and hit@k: same-class retrieval (the paper's Table 1 is precision@k);
+    hier P/R/OT: parent -> child at the first Top-K (hier_k); chance_precision: a random
+    ranking's parent -> child precision; PR area: parent -> child; clustering accuracy, AMI and
+    purity: means over tree depths; tau: radius vs depth over all crops; RE AUC: the radial
+    entailment probe with the centroid root; knn: accuracy (None without --knn_folder). None
+    where the report lacks the number.
     """
 
     score: str
-    c2p_top5: float | None
-    c2p_top10: float | None
-    p2c_top5: float | None
-    p2c_top10: float | None
+    c2p_precision_at_5: float | None
+    c2p_precision_at_10: float | None
+    p2c_precision_at_5: float | None
+    p2c_precision_at_10: float | None
+    c2p_hit_at_10: float | None
+    p2c_hit_at_10: float | None
     hier_k: int | float | None
     hier_precision: float | None
     hier_recall: float | None
     hier_ot: float | None
     chance_precision: float | None
     pr_area: float | None
+    cluster_accuracy: float | None
     ami: float | None
     purity: float | None
     kendall_tau: float | None
+    re_auc: float | None
     knn: float | None
 
 
@@ -97,6 +103,7 @@ def headline(report: dict, score: str | None = None) -> Headline:
     hier = _find(report["hierarchical"], direction=PARENT_TO_CHILD, score=score) or {}
     curve = _find(report["pr_curves"], direction=PARENT_TO_CHILD, score=score) or {}
     clusters = report.get("clustering") or []
+    probe = _find(report["radial"]["entailment"], root="centroid") or {}
 
     def mean(key: str) -> float | None:
         return float(np.mean([c[key] for c in clusters])) if clusters else None
@@ -104,19 +111,23 @@ def headline(report: dict, score: str | None = None) -> Headline:
     knn = report.get("knn") or {}
     return Headline(
         score=score,
-        c2p_top5=c2p.get("top_5"),
-        c2p_top10=c2p.get("top_10"),
-        p2c_top5=p2c.get("top_5"),
-        p2c_top10=p2c.get("top_10"),
+        c2p_precision_at_5=c2p.get("precision_at_5"),
+        c2p_precision_at_10=c2p.get("precision_at_10"),
+        p2c_precision_at_5=p2c.get("precision_at_5"),
+        p2c_precision_at_10=p2c.get("precision_at_10"),
+        c2p_hit_at_10=c2p.get("hit_at_10"),
+        p2c_hit_at_10=p2c.get("hit_at_10"),
         hier_k=hier.get("k"),
         hier_precision=hier.get("precision"),
         hier_recall=hier.get("recall"),
         hier_ot=hier.get("ot"),
         chance_precision=report["chance_precision"].get(PARENT_TO_CHILD),
         pr_area=curve.get("area"),
+        cluster_accuracy=mean("accuracy"),
         ami=mean("ami"),
         purity=mean("purity"),
         kendall_tau=report["radial"]["all_crops"]["kendall_tau"],
+        re_auc=probe.get("auc"),
         knn=knn.get("accuracy"),
     )
 
@@ -145,20 +156,23 @@ def _summary(report: dict) -> list[str]:
 
 
 def _same_class(rows: list[dict]) -> list[str]:
-    ks = [k for k in TOPK_ACCURACY_KS if any(f"top_{k}" in r for r in rows)]
+    ks = [k for k in SAME_CLASS_KS if any(f"precision_at_{k}" in r for r in rows)]
     out = [
-        "## Same-class retrieval (Top-k accuracy)",
+        "## Same-class retrieval (precision@k, the paper's Table 1; hit@k beside it)",
         "",
-        "child → parent: a hit is an image holding a box of the child's label; "
-        "parent → child: one query per (image, label of one of its child crops), a hit is "
-        "a child crop of that label.",
+        "precision@k: the mean fraction of the first k retrieved that share a class with the "
+        "query; hit@k: the share of queries with at least one among their first k. "
+        "child → parent: an image holding a box of the crop's class; parent → child (one query "
+        "per whole image): a crop whose class is among the image's classes. Queries without "
+        "any same-class candidate are left out.",
         "",
     ]
     return out + markdown_table(
-        ["direction", "score", "queries", "candidates", *(f"top-{k}" for k in ks)],
+        ["direction", "score", "queries", "candidates", *(f"P@{k}" for k in ks),
+         *(f"hit@{k}" for k in ks)],
         [
             [ARROWS[r["direction"]], r["score"], r["queries"], r["candidates"],
-             *(r.get(f"top_{k}") for k in ks)]
+             *(r.get(f"precision_at_{k}") for k in ks), *(r.get(f"hit_at_{k}") for k in ks)]
             for r in rows
         ],
     )  # fmt: skip
@@ -196,34 +210,56 @@ def _pr_curves(rows: list[dict]) -> list[str]:
 
 
 def _clustering(rows: list[dict]) -> list[str]:
-    out = ["", "## Hierarchy clustering (Ward, cut at the labels of each depth)", ""]
-    keys = ("depth", "clusters", "items", "ami", "purity", "hhot")
+    out = [
+        "",
+        "## Hierarchy clustering (Ward, cut at the labels of each depth)",
+        "",
+        "accuracy: HierNet's clustering accuracy (clusters matched one-to-one to labels, "
+        "Hungarian).",
+        "",
+    ]
+    keys = ("depth", "clusters", "items", "accuracy", "ami", "purity", "hhot")
     return out + markdown_table(
-        ["depth", "clusters", "items", "AMI", "purity", "HHOT"],
+        ["depth", "clusters", "items", "accuracy", "AMI", "purity", "HHOT"],
         [[r[key] for key in keys] for r in rows],
     )
 
 
-def _radial(radial: dict[str, dict]) -> list[str]:
+def _radial(radial: dict) -> list[str]:
     out = [
         "",
-        "## Radial probe (radius vs label-tree depth; images at depth 0)",
+        "## Radial probes",
         "",
-        f"![radius]({plot_name(RADIUS_BY_DEPTH_PNG)})",
+        "Entailment angle (Radial Embeddings): ext(u − r, v − r) with the root r in the "
+        "origin's place, over the per-image tree's entailment pairs u ⊃ v and as many unrelated "
+        "pairs (v outside down(labels(u))); AUC: the chance that an entailment pair has the "
+        "smaller angle (0.5: no signal). Lorentz embeddings in the tangent space at the origin.",
         "",
     ]
-    for name, probe in radial.items():
+    out += markdown_table(
+        ["root", "pairs", "entailed (°)", "unrelated (°)", "AUC"],
+        [
+            [r["root"], r["pairs"], _degrees(r["entailed_mean"]),
+             _degrees(r["unrelated_mean"]), r["auc"]]
+            for r in radial["entailment"]
+        ],
+    )  # fmt: skip
+    out += ["", f"![radius]({plot_name(RADIUS_BY_DEPTH_PNG)})", ""]
+    for name in ("all_crops", "boxes_only"):
+        probe = radial[name]
         out += [
-            f"{name}: Kendall τ = {fmt(probe['kendall_tau'])} (p = {fmt(probe['p_value'], 4)})",
+            f"Radius vs label-tree depth, {name} (images at depth 0): Kendall τ = "
+            f"{fmt(probe['kendall_tau'])} (p = {fmt(probe['p_value'], 4)})",
             "",
         ]
     return out + markdown_table(
-        ["depth", "items", "mean radius", "mean angle from root (°)"],
-        [
-            [r["depth"], r["items"], r["mean_radius"], math.degrees(r["mean_angle_from_root"])]
-            for r in radial["all_crops"]["per_depth"]
-        ],
+        ["depth", "items", "mean radius"],
+        [[r["depth"], r["items"], r["mean_radius"]] for r in radial["all_crops"]["per_depth"]],
     )
+
+
+def _degrees(radians: float | None) -> float | None:
+    return None if radians is None else math.degrees(radians)
 
 
 def _knn(knn: dict) -> list[str]:

@@ -202,7 +202,8 @@ class _EuclideanAngle(_Scorer):
         return math.pi - angle if self.score == "angle_p2c" else angle
 
 
-def _scorer(score: str, curv: float | Tensor | None) -> _Scorer:
+def make_scorer(score: str, curv: float | Tensor | None) -> _Scorer:
+    """The scorer of one score (SCORES) in the geometry ``curv`` gives (None: Euclidean)."""
     _check_score(score)
     if score == "cosine":
         return _Cosine(score, None)
@@ -280,7 +281,7 @@ def iter_topk(
             f"need (Q, D) and (G, D) inputs, got {tuple(queries.shape)} and {tuple(gallery.shape)}"
         )
     k = resolve_k(k, gallery.shape[0])
-    scorer = _scorer(score, curv)
+    scorer = make_scorer(score, curv)
     dtype = compute_dtype(queries, gallery)
     gallery = gallery.to(dtype)
     with torch.no_grad(), torch.autocast(device_type=queries.device.type, enabled=False):
@@ -339,7 +340,7 @@ def pairwise_scores(
 
     Angles come from training.geometry's pairwise functions; see iter_topk for the scores.
     """
-    scorer = _scorer(score, curv)
+    scorer = make_scorer(score, curv)
     dtype = compute_dtype(queries, gallery)
     queries, gallery = queries.to(dtype), gallery.to(dtype)
     with torch.no_grad(), torch.autocast(device_type=queries.device.type, enabled=False):

@@ -13,40 +13,48 @@ import numpy as np
 import torch
 
 from training.eval.embed import Embedded
+from training.eval.hierarchical import HierarchicalResult, hierarchical_retrieval
 from training.eval.metrics import (
     CHILD_TO_PARENT,
     PARENT_TO_CHILD,
-    HierarchicalResult,
     PrCurve,
     Relevance,
+    SameClassScores,
     default_thresholds,
-    hierarchical_retrieval,
     precision_recall_curve,
-    same_class_accuracy,
+    same_class_retrieval,
 )
 from training.eval.models import EmbeddingModel
 from training.eval.queries import EvalSet
-from training.eval.radial import RadialProbe, radial_probe, radius
+from training.eval.radial import (
+    EntailmentAngles,
+    RadialProbe,
+    entailment_angles,
+    radial_probe,
+    radius,
+    tangent_vectors,
+)
 from training.eval.retrieval import pairwise_scores, topk_scores
 
 
 @dataclass(frozen=True)
 class SameClassRow:
-    """Same-class Top-k accuracy of one direction and score; ``top`` maps k to accuracy."""
+    """Same-class retrieval of one direction and score: precision@k (the paper's Table 1) and
+    hit@k over the queries with a same-class candidate."""
 
     direction: str
     score: str
-    queries: int
     candidates: int
-    top: dict[int, float]
+    scores: SameClassScores
 
     def to_json(self) -> dict:
         return {
             "direction": self.direction,
             "score": self.score,
-            "queries": self.queries,
+            "queries": self.scores.queries,
             "candidates": self.candidates,
-            **{f"top_{k}": v for k, v in self.top.items()},
+            **{f"precision_at_{k}": v for k, v in self.scores.precision.items()},
+            **{f"hit_at_{k}": v for k, v in self.scores.hit.items()},
         }
 
 
@@ -140,32 +148,30 @@ def pr_thresholds(
 
 
 def _directions(emb: torch.Tensor, ev: EvalSet) -> dict[str, tuple]:
-    """Per direction: hierarchical (queries, gallery, relevance) and same-class (queries,
-    gallery, gallery labels, target labels).
+    """Per direction: (queries, gallery, hierarchical relevance, gallery labels, query labels).
 
-    Same-class: child -> parent queries are the sampled child crops, a hit an image holding a
-    box of the child's label; parent -> child queries are (sampled image, label of one of its
-    child crops) pairs, a hit a child crop of that label. Hierarchical: the sampled images
-    against all child crops and the sampled child crops against all images, correct per
-    down(labels(I)).
+    Parent -> child: one query per sampled whole image against every child crop; hierarchical
+    ground truth down(labels(I)), same-class a crop whose class is among the image's classes.
+    Child -> parent: the sampled child crops against every image; the same relation read
+    backwards, same-class an image holding a box of the crop's class.
     """
     parents, children = emb[ev.parents], emb[ev.children]
-    pair_parent, pair_code = ev.same_class_pairs()
-    child_queries = children[ev.child_queries]
-    to_children = Relevance.parent_to_child(
-        ev.labels, ev.parent_labels[ev.parent_queries], ev.child_codes
-    )
-    to_parents = Relevance.child_to_parent(
-        ev.labels, ev.child_codes[ev.child_queries], ev.parent_labels
-    )
+    image_labels = ev.parent_labels[ev.parent_queries]
+    crop_labels = ev.child_codes[ev.child_queries]
     return {
         PARENT_TO_CHILD: (
-            (parents[ev.parent_queries], children, to_children),
-            (parents[pair_parent], children, ev.child_codes, pair_code),
+            parents[ev.parent_queries],
+            children,
+            Relevance.parent_to_child(ev.labels, image_labels, ev.child_codes),
+            ev.child_codes,
+            image_labels,
         ),
         CHILD_TO_PARENT: (
-            (child_queries, parents, to_parents),
-            (child_queries, parents, ev.parent_labels, ev.child_codes[ev.child_queries]),
+            children[ev.child_queries],
+            parents,
+            Relevance.child_to_parent(ev.labels, crop_labels, ev.parent_labels),
+            ev.parent_labels,
+            crop_labels,
         ),
     }
 
@@ -173,20 +179,18 @@ def _directions(emb: torch.Tensor, ev: EvalSet) -> dict[str, tuple]:
 def retrieval_metrics(
     emb: torch.Tensor, ev: EvalSet, model: EmbeddingModel, top_k: list[int | float]
 ) -> RetrievalSection:
-    """Same-class accuracy, hierarchical retrieval and PR curves, both directions, every score
-    (PR curves for the primary score and cosine)."""
+    """Same-class precision@k and hit@k, hierarchical retrieval at Top-K and PR curves, both
+    directions, every score (PR curves for the primary score and cosine)."""
     out = RetrievalSection([], [], [], {})
-    for direction, (hierarchical, same_class) in _directions(emb, ev).items():
-        queries, gallery, relevance = hierarchical
+    for direction, (queries, gallery, relevance, labels, targets) in _directions(emb, ev).items():
         ks = [k for k in top_k if isinstance(k, float) or k <= len(gallery)]
         # A random ranking's expected precision: the share of correct candidates per query.
         share = relevance.counts() / len(gallery)
         out.chance_precision[direction] = float(share[share > 0].mean())
         for family in score_families(model):
             score = retrieval_score(family, direction)
-            q, g, gallery_labels, targets = same_class
-            accuracy = same_class_accuracy(q, g, gallery_labels, targets, score, model.curv)
-            out.same_class.append(SameClassRow(direction, family, len(q), len(g), accuracy))
+            scores = same_class_retrieval(queries, gallery, labels, targets, score, model.curv)
+            out.same_class.append(SameClassRow(direction, family, len(gallery), scores))
             for result in hierarchical_retrieval(
                 queries, gallery, relevance, ks, score, model.curv
             ):
@@ -202,13 +206,39 @@ def retrieval_metrics(
     return out
 
 
-def radial_metrics(emb: torch.Tensor, ev: EvalSet, curv: float | None) -> dict[str, RadialProbe]:
-    """Radial probe over whole images (depth 0) and known boxes, and over the boxes alone."""
+@dataclass(frozen=True)
+class RadialSection:
+    """The radial probes: radius vs depth over all crops (images at depth 0) and over the boxes
+    alone, and RE's entailment angles with the origin, the centroid of the crops and the
+    embedding of a blank (mean-colour) image as the root."""
+
+    all_crops: RadialProbe
+    boxes_only: RadialProbe
+    entailment: list[EntailmentAngles]
+
+
+def radial_metrics(
+    emb: torch.Tensor, ev: EvalSet, model: EmbeddingModel, seed: int = 0
+) -> RadialSection:
+    """Radial probes of the embedded split (see RadialSection).
+
+    The blank image is RE's "underspecified input" for images, as the empty string is for text.
+    """
     rows = np.concatenate([ev.parents, ev.boxes])
-    return {
-        "all_crops": radial_probe(emb[rows], ev.depth[rows], curv),
-        "boxes_only": radial_probe(emb[ev.boxes], ev.depth[ev.boxes], curv),
+    vectors = tangent_vectors(emb, model.curv)
+    blank = torch.tensor(model.fill, dtype=torch.uint8)[None, :, None, None]
+    blank = blank.expand(1, 3, model.image_size, model.image_size)
+    roots = {
+        "origin": torch.zeros(emb.shape[1]),
+        "centroid": vectors[torch.from_numpy(rows)].mean(0),
+        "blank image": tangent_vectors(model.embed_pixels(blank), model.curv)[0],
     }
+    pairs = ev.entailment_pairs(seed=seed)
+    return RadialSection(
+        all_crops=radial_probe(emb[rows], ev.depth[rows], model.curv),
+        boxes_only=radial_probe(emb[ev.boxes], ev.depth[ev.boxes], model.curv),
+        entailment=[entailment_angles(vectors, *pairs, root, name) for name, root in roots.items()],
+    )
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,17 @@
-"""Tests for training.eval.clustering: purity, AMI, Ward cuts per tree depth and HHOT."""
+"""Tests for training.eval.clustering: purity, clustering accuracy, AMI, Ward cuts per tree depth
+and HHOT."""
 
 import sys
 
 import numpy as np
 import pytest
 
-from training.eval.clustering import hhot, hierarchy_clustering_scores, purity
+from training.eval.clustering import (
+    clustering_accuracy,
+    hhot,
+    hierarchy_clustering_scores,
+    purity,
+)
 from training.eval.labels import LabelIndex
 
 
@@ -14,6 +20,19 @@ def test_purity_of_known_clustering():
     truth = np.array([0, 0, 0, 1, 1, 2])
     assert purity(truth, np.array([1, 1, 2, 2, 2, 3])) == pytest.approx(5 / 6)
     assert purity(truth, np.array([9, 9, 9, 4, 4, 5])) == 1.0
+
+
+def test_clustering_accuracy_matches_clusters_to_labels_one_to_one():
+    """HierNet's accuracy: the same clustering matched by Hungarian assignment 2 + 2 + 1 of 6;
+    a label split over two pure clusters is pure (purity 1) but only half of it is matched."""
+    truth = np.array([0, 0, 0, 1, 1, 2])
+    assert clustering_accuracy(truth, np.array([1, 1, 2, 2, 2, 3])) == pytest.approx(5 / 6)
+    split = np.array([0, 0, 0, 0, 1, 1]), np.array([7, 7, 8, 8, 9, 9])
+    assert purity(*split) == 1.0
+    assert clustering_accuracy(*split) == pytest.approx(4 / 6)
+    # Cluster 5 is mostly label 0, but matching it to label 1 frees label 0 for cluster 6.
+    truth = np.array([0, 0, 1, 0, 0])
+    assert clustering_accuracy(truth, np.array([5, 5, 5, 6, 6])) == pytest.approx(3 / 5)
 
 
 def _blobs(labels: list[str], per_label: int, centres: dict, seed: int = 0):
@@ -43,6 +62,7 @@ def test_ward_cut_per_depth_scores_one_on_separated_hierarchy(small_tree):
     assert [(r.depth, r.clusters) for r in results] == [(1, 2), (2, 5)]
     for row in results:
         assert row.ami == pytest.approx(1.0) and row.purity == 1.0 and row.hhot is None
+        assert row.accuracy == 1.0
 
 
 def test_ami_drops_when_labels_are_scrambled(small_tree):

@@ -113,7 +113,7 @@ def test_every_unique_crop_is_embedded_once_without_cross_image_copies(tuned, de
     assert report["embedding"]["crops"] == 120 + report["data"]["boxes"]
 
 
-def test_same_class_topk_is_monotone_in_k_and_both_directions_every_score(tuned):
+def test_same_class_precision_and_hit_at_k_both_directions_every_score(tuned):
     _, report = tuned
     seen = {(r["direction"], r["score"]) for r in report["same_class"]}
     assert seen == {
@@ -122,10 +122,15 @@ def test_same_class_topk_is_monotone_in_k_and_both_directions_every_score(tuned)
         for s in ("angle", "distance", "cosine")
     }
     for row in report["same_class"]:
-        values = [row[f"top_{k}"] for k in (5, 10, 50, 100) if f"top_{k}" in row]
-        assert all(0 <= v <= 1 for v in values)
-        assert values == sorted(values) and len(values) == 4
-        assert row["top_100"] >= row["top_5"]
+        hits = [row[f"hit_at_{k}"] for k in (5, 10, 50, 100)]
+        precisions = [row[f"precision_at_{k}"] for k in (5, 10, 50, 100)]
+        assert hits == sorted(hits) and all(0 <= v <= 1 for v in hits + precisions)
+        # At least one of the first k hits whenever any does: precision@k <= hit@k.
+        assert all(p <= h + 1e-12 for p, h in zip(precisions, hits, strict=True))
+    # Parent -> child: one query per sampled whole image (those with a same-class crop).
+    p2c = [r for r in report["same_class"] if r["direction"] == "parent_to_child"]
+    assert all(r["queries"] <= report["data"]["parent_queries"] for r in p2c)
+    assert all(r["candidates"] == report["data"]["children"] for r in p2c)
 
 
 def test_hierarchical_precision_recall_in_unit_range_and_recall_grows_with_k(tuned):
@@ -137,7 +142,7 @@ def test_hierarchical_precision_recall_in_unit_range_and_recall_grows_with_k(tun
             for r in report["hierarchical"]
             if r["direction"] == direction and r["score"] == "angle"
         ]
-        assert [r["k"] for r in rows] == [10, 50, 100, 0.05, 0.2]
+        assert [r["k"] for r in rows] == [0.25, 0.3333, 0.4167]  # Table 2's K of 600k
         for row in rows:
             assert 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1
             assert (row["ot"] is None) == (direction == "child_to_parent")
@@ -159,14 +164,20 @@ def test_pr_curves_clustering_radial_and_knn_values_are_sane(tuned):
         range(1, len(report["clustering"]) + 1)
     )
     assert all(c["ami"] <= 1 and 0 < c["purity"] <= 1 for c in report["clustering"])
+    assert all(0 < c["accuracy"] <= c["purity"] for c in report["clustering"])
     radial = report["radial"]["all_crops"]
     assert -1 <= radial["kendall_tau"] <= 1
     assert radial["per_depth"][0]["depth"] == 0 and radial["per_depth"][0]["items"] == 120
+    probes = report["radial"]["entailment"]
+    assert [p["root"] for p in probes] == ["origin", "centroid", "blank image"]
+    # One pair per box (its tree parent), less the few with no unrelated partner to draw.
+    boxes = report["data"]["boxes"]
+    assert all(0.9 * boxes <= p["pairs"] <= boxes and 0 <= p["auc"] <= 1 for p in probes)
     assert report["knn"]["classes"] == 3 and report["knn"]["val_images"] == 6
     assert 0 <= report["knn"]["accuracy"] <= 1
 
 
-def test_second_evaluation_reads_the_cache_and_never_calls_the_encoder(demo, tmp_path, monkeypatch):
+def test_second_evaluation_reads_the_cache_and_embeds_no_crop_again(demo, tmp_path, monkeypatch):
     calls = []
     original = models.EmbeddingModel.embed_pixels
 
@@ -178,9 +189,10 @@ def test_second_evaluation_reads_the_cache_and_never_calls_the_encoder(demo, tmp
     cache = str(tmp_path / "cache")
     first = evaluate(_config(demo, tmp_path / "one", cache_dir=cache, grid_queries=0))
     embedded = sum(calls)
-    assert embedded == first["embedding"]["crops"] and not first["embedding"]["cache_hit"]
+    # Every crop once, plus the blank image of the radial probe's root.
+    assert embedded == first["embedding"]["crops"] + 1 and not first["embedding"]["cache_hit"]
     second = evaluate(_config(demo, tmp_path / "two", cache_dir=cache, grid_queries=0))
-    assert sum(calls) == embedded  # no encoder call the second time
+    assert sum(calls) == embedded + 1  # the second time only the blank image is embedded
     assert first["plots"] == ["pr_curves.png", "radius_by_depth.png"]  # grid_queries=0: no grid
     assert "## Retrieval grid" not in (tmp_path / "one" / "report.md").read_text()
     assert (
@@ -206,8 +218,10 @@ def test_zero_shot_scores_by_cosine_only(demo, tmp_path):
     assert report["model"]["kind"] == "zero-shot" and report["model"]["scores"] == ["cosine"]
     assert {r["score"] for r in report["same_class"] + report["hierarchical"]} == {"cosine"}
     thresholds = report["pr_curves"][0]["thresholds"]
-    assert thresholds[0] == -1 and thresholds[-1] == 1  # cosine thresholds, not angles
-    assert report["embedding"]["dim"] == 128  # tiny-vit's pooled feature (hidden size)
+    assert 0.0 in thresholds and 0.5 in thresholds and thresholds[-1] <= 1  # cosine, not angles
+    # CLIP's projected image embedding (projection_dim 512), not the 128-d pooled output.
+    assert report["embedding"]["dim"] == 512
+    assert report["model"]["features"].startswith("CLIP image embedding")
     assert (tmp_path / "plots" / "retrieval_grid.png").is_file()
 
 

@@ -52,12 +52,19 @@ def test_children_are_boxes_covering_5_to_30_percent_inclusive():
     areas = [0.04, 0.05, 0.09, 0.30, 0.36]  # 0.05 and 0.30 are inside
     ev = build_eval_set(_crops(areas, ["wheel", "wheel", "car", "wheel", "car"]), _tree_index())
     assert ev.children.tolist() == [2, 3, 4]  # crop rows: 0 is image a, then b000..b004
-    assert ev.child_parent.tolist() == [0, 0, 0]  # all cut from image a (parent index 0)
     assert ev.parents.tolist() == [0, 6]
     assert ev.depth.tolist() == [0, 2, 2, 1, 2, 1, 0, 1]  # images 0, car 1, wheel 2, house 1
-    # Same-class parent -> child queries: (image a, wheel), (image a, car), deduplicated.
-    pairs = ev.same_class_pairs()
-    assert sorted(zip(*(p.tolist() for p in pairs), strict=True)) == [(0, 0), (0, 1)]
+    # Every box hangs from its own image in these per-image trees.
+    assert ev.box_tree_parent.tolist() == [0, 0, 0, 0, 0, 6]
+
+
+def test_box_tree_parents_follow_each_images_tree():
+    boxes = [box_metadata("b000", 0, "car", 0.5), box_metadata("b001", 1, "wheel", 0.1, "b000")]
+    metadata = {"image_id": "c", "split": "s", "labels": ["car", "wheel"], "boxes": boxes,
+                "cross": [], "pairs": []}  # fmt: skip
+    crops = pa.Table.from_pylist(crop_rows(metadata, "s.tar"), schema=CROPS)
+    ev = build_eval_set(crops, _tree_index())
+    assert ev.boxes.tolist() == [1, 2] and ev.box_tree_parent.tolist() == [0, 1]
 
 
 def test_labels_missing_from_the_tree_are_left_out_and_counted():
@@ -78,3 +85,22 @@ def test_query_subsets_are_seeded_and_capped():
     assert first.child_queries.tolist() == again.child_queries.tolist()
     assert first.child_queries.tolist() != other.child_queries.tolist()
     assert first.parent_queries.tolist() == [0, 1]  # 2 images <= 5: all of them
+
+
+def test_entailment_pairs_follow_the_trees_with_unrelated_partners():
+    boxes = [box_metadata("b000", 0, "car", 0.5), box_metadata("b001", 1, "wheel", 0.1, "b000")]
+    metadata = {"image_id": "c", "split": "s", "labels": ["car", "wheel"], "boxes": boxes,
+                "cross": [], "pairs": []}  # fmt: skip
+    rows = crop_rows(metadata, "s.tar")
+    house_box = box_metadata("b000", 0, "house", 0.5)
+    house = {"image_id": "d", "split": "s", "labels": ["house"], "boxes": [house_box],
+             "cross": [], "pairs": []}  # fmt: skip
+    rows += crop_rows(house, "s.tar")
+    ev = build_eval_set(pa.Table.from_pylist(rows, schema=CROPS), _tree_index())
+    parent, child, unrelated = ev.entailment_pairs(seed=0)
+    # Image c > car box, car box > wheel box, image d > house box; crop rows 0-2 then 3-4.
+    assert sorted(zip(parent.tolist(), child.tolist(), strict=True)) == [(0, 1), (1, 2), (3, 4)]
+    pairs = zip(parent.tolist(), child.tolist(), strict=True)
+    by_pair = dict(zip(pairs, unrelated.tolist(), strict=True))
+    assert by_pair[(0, 1)] == 4 and by_pair[(1, 2)] == 4  # only the house is unrelated to c
+    assert by_pair[(3, 4)] in (1, 2)  # car or wheel, never the house itself
