@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -111,6 +112,9 @@ def load_checkpoint(
     except pickle.UnpicklingError as err:
         reason = str(err).strip().splitlines()[0]
         raise InputError(f"refusing {files.state}: not a weights-only file ({reason})") from err
+    except (RuntimeError, EOFError, OSError) as err:  # cut, damaged or missing
+        reason = (str(err).strip() or "empty file").splitlines()[0].split(". ")[0]
+        raise InputError(f"{files.state} is not a readable checkpoint file ({reason})") from err
     saved = state["config"]
     changed = [key for key in RESUME_KEYS if saved.get(key) != getattr(config, key)]
     if state["world_size"] != world or changed:
@@ -119,7 +123,11 @@ def load_checkpoint(
             f"{ {key: saved.get(key) for key in changed} }; resuming exactly needs "
             f"world size {world} and the same {', '.join(RESUME_KEYS)}"
         )
-    model.load_state_dict(load_file(files.model, device=str(device)))
+    try:
+        weights = load_file(files.model, device=str(device))
+    except (SafetensorError, OSError) as err:
+        raise InputError(f"{files.model} is not a readable safetensors file ({err})") from err
+    model.load_state_dict(weights)
     # The peak learning rates are this run's options (a resume after a non-finite stop lowers
     # --lr), not the saved ones.
     base_lrs = [group["base_lr"] for group in optimizer.param_groups]

@@ -61,6 +61,7 @@ from training.runtime import (
     gather_rng_states,
     setup_distributed,
 )
+from training.scalars import ScalarLog
 from training.step import (
     NonFiniteError,
     StepTotals,
@@ -245,6 +246,7 @@ def train(config: TrainConfig) -> dict[str, Tensor]:
     augment = augment.to(device).train()
 
     metrics = open(layout.metrics_jsonl, "a") if rank == 0 else None  # noqa: SIM115
+    scalars = ScalarLog(layout.tensorboard_dir, step) if rank == 0 else None
     # Redrawn in place on a terminal; in a log file one line every 30 s is enough.
     progress = tqdm(total=config.max_steps, initial=step, disable=rank != 0, desc="train",
                     mininterval=0.1 if sys.stderr.isatty() else 30.0)  # fmt: skip
@@ -273,6 +275,7 @@ def train(config: TrainConfig) -> dict[str, Tensor]:
                                         now - started)  # fmt: skip
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
+                scalars.write(record)
                 progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lrs[0]:.2e}")
             if step % config.checkpoint_every == 0 or step == config.max_steps:
                 # every rank gathers; rank 0 writes, and the others wait for it
@@ -286,6 +289,7 @@ def train(config: TrainConfig) -> dict[str, Tensor]:
         progress.close()
         if metrics is not None:
             metrics.close()
+            scalars.close()
     if rank == 0:
         save_encoder(encoder, layout.encoder)
     return {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}

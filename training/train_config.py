@@ -2,7 +2,8 @@
 values the loop cannot run with. Every field is a ``--field value`` option of training.train.
 """
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 from hierdata.errors import InputError
 from training.cli import option
@@ -53,5 +54,11 @@ def check_config(config: TrainConfig) -> None:
     bad += [f"--{name} {getattr(config, name)}" for name in ("num_workers", "warmup_steps",
             "shuffle_buffer", "lr", "head_lr", "min_lr", "weight_decay", "grad_clip")
             if getattr(config, name) < 0]  # fmt: skip
+    # nan passes every comparison above (nan < 0 is False) and inf overflows the schedule.
+    bad += [
+        f"--{f.name} {getattr(config, f.name)}"
+        for f in fields(config)
+        if f.type is float and not math.isfinite(getattr(config, f.name))
+    ]
     if bad:
         raise InputError(f"invalid options: {', '.join(bad)}")

@@ -36,6 +36,7 @@ import torch
 from hierdata import ground_truth
 from hierdata.errors import InputError, run_command
 from hierdata.io import read_bytes, write_bytes, write_json
+from hierdata.outputs import check_same_run, trees_run
 from hierdata.trees import graph_from_node_link
 from schemas.layout import LABEL_TREE_JSON, label_closure_parquet, label_tree_json
 from schemas.training_layout import (
@@ -195,6 +196,9 @@ def evaluate(config: EvalConfig) -> dict:
     top_k = parse_top_k(config.top_k)
     labels, names = read_label_tree(config.trees)
     urls = expand_shards(config.shards)
+    # Trees and shards of different pipeline runs would score crops against another ground
+    # truth: refused by the run fingerprints in the label tree and the shard markers.
+    check_same_run(trees_run(json.loads(read_bytes(label_tree_json(config.trees)))), urls)
     model = load_model(config, device)
     cache_dir = config.cache_dir or EvalOutput(config.output).default_cache_dir
     embedded = load_or_embed(
