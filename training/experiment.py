@@ -276,7 +276,7 @@ def _experiment_command(config: ExperimentConfig) -> None:
     result = run(config)
     results = Path(ExperimentOutput(str(Path(config.output))).results_md)
     print(results.read_text())
-    print(f"experiment done in {result.seconds:.0f} s: {results}", file=sys.stderr)
+    print(f"experiment done in {result.seconds:.0f} s: {results}")
 
 
 def main(argv: list[str] | None = None) -> int:

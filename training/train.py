@@ -158,7 +158,7 @@ def write_run_config(
     print(
         f"training {config.encoder} ({config.geometry}) on {world} x {device}: "
         f"{len(urls)} shards, {samples_per_epoch} samples/epoch, from step {step}",
-        file=sys.stderr,
+        flush=True,  # stdout: stderr is kept for warnings and the one error line
     )
 
 
@@ -249,7 +249,7 @@ def train(config: TrainConfig) -> dict[str, Tensor]:
     scalars = ScalarLog(layout.tensorboard_dir, step) if rank == 0 else None
     # Redrawn in place on a terminal; in a log file one line every 30 s is enough.
     progress = tqdm(total=config.max_steps, initial=step, disable=rank != 0, desc="train",
-                    mininterval=0.1 if sys.stderr.isatty() else 30.0)  # fmt: skip
+                    file=sys.stdout, mininterval=0.1 if sys.stdout.isatty() else 30.0)  # fmt: skip
     started = time.perf_counter()
     try:
         while step < config.max_steps:

@@ -106,6 +106,8 @@ def test_damaged_shard_is_one_error_line_in_training(tiny_run, tmp_path, kind, w
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert errors[0].startswith(f"error: {folder / 's.tar'} is not a readable tar shard")
+    # the status line and the progress bar go to stdout: stderr is the error line alone
+    assert done.stderr.strip().splitlines() == errors, done.stderr[-3000:]
 
 
 @pytest.mark.parametrize("option", [("--lr", "nan"), ("--init_temperature", "0"),

@@ -173,7 +173,8 @@ def embed_split(
         desc="embed",
         unit="crop",
         disable=not progress,
-        mininterval=0.1 if sys.stderr.isatty() else 30.0,
+        file=sys.stdout,  # stderr is kept for warnings and the one error line
+        mininterval=0.1 if sys.stdout.isatty() else 30.0,
     )
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for row, jpeg in iter_crops(urls):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -271,10 +270,9 @@ def _evaluate_command(config: EvalConfig) -> None:
         " ".join(
             f"{k}={v:.3f}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}"
             for k, v in numbers.items()
-        ),
-        file=sys.stderr,
+        )
     )
-    print(f"report: {Path(EvalOutput(config.output).report_md)}", file=sys.stderr)
+    print(f"report: {Path(EvalOutput(config.output).report_md)}")
 
 
 def main(argv: list[str] | None = None) -> int:
