@@ -25,9 +25,10 @@ from hierdata import outputs, runinfo
 from hierdata.cli_args import underscore_option_names
 from hierdata.errors import run_command
 from pipelines import graph, progress
+from pipelines.arguments import check_arguments, known_flags
 from pipelines.help import help_text
 from pipelines.launch import clear_outputs, plan, warn_if_isa_guard_off
-from pipelines.options import HierOpenImagesOptions, check_arguments, known_flags
+from pipelines.options import HierOpenImagesOptions
 from pipelines.user_errors import QuietUserErrors, user_error
 from schemas import OutputLayout
 

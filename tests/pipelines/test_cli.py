@@ -9,7 +9,7 @@ import pytest
 
 from hierdata.cli_args import underscore_option_names
 from pipelines import cli
-from pipelines.options import known_flags
+from pipelines.arguments import known_flags
 
 from .conftest import LOW
 

@@ -6,13 +6,13 @@ from dataclasses import fields
 import pytest
 
 from hierdata.errors import InputError
+from pipelines.arguments import check_arguments
 from pipelines.config import GROUPS, RunConfig, resolve
 from pipelines.options import (
     OPTIONS,
     RUN,
     HierOpenImagesOptions,
     Range,
-    check_arguments,
     check_values,
 )
 
